@@ -1,0 +1,147 @@
+"""One config dataclass for every run, the smoke switch and the data/cache locations.
+
+Field names follow the official supervised-reptile vocabulary (``inner_iters``, ``meta_step_size``,
+``train_shots`` ...), so a preset reads like the README command it encodes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SMOKE_ENV = "REPTILE_EDU_SMOKE"
+DATA_ENV = "REPTILE_EDU_DATA"
+CACHE_ENV = "REPTILE_EDU_CACHE"
+
+ALGORITHMS = ("reptile", "fomaml", "maml", "joint")
+INNER_OPTIMIZERS = ("sgd", "adam")
+OUTER_OPTIMIZERS = ("interpolate", "adam")
+
+
+def smoke_mode() -> bool:
+    """True when ``REPTILE_EDU_SMOKE`` is 1/true/yes: notebooks and CLI defaults shrink to seconds."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def budget(full, smoke):
+    """``smoke`` under the smoke switch, else ``full`` (iteration counts, task counts, ...)."""
+    return smoke if smoke_mode() else full
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """Where datasets live: the explicit argument, else ``$REPTILE_EDU_DATA``, else ``~/.cache/reptile_edu/data``."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get(DATA_ENV) or "~/.cache/reptile_edu/data").expanduser()
+
+
+def cache_root(explicit: str | os.PathLike | None = None) -> Path:
+    """Where decoded uint8 caches go; never inside the (possibly read-only) data root."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/reptile_edu/cache").expanduser()
+
+
+@dataclass
+class Config:
+    """Everything a meta-training run needs. Presets are instances of this; notebooks override fields.
+
+    Outer rule: ``interpolate`` is the official ``phi += eps * mean(displacement)``; ``adam`` treats
+    ``-displacement`` as a gradient for an Adam outer optimiser with learning rate ``meta_step_size``
+    (the blog's variant, used here for sine-wave FOMAML and MAML, whose settings the paper does not give).
+    """
+
+    preset: str = "sine"
+    dataset: str = "sine"
+    algorithm: str = "reptile"
+    # task shape
+    num_classes: int = 5
+    num_shots: int = 5
+    train_shots: int = 0  # 0 means "same as num_shots", as the official --train-shots default
+    # inner loop
+    inner_optimizer: str = "sgd"
+    inner_lr: float = 0.02
+    inner_batch_size: int = 10
+    inner_iters: int = 5
+    replacement: bool = False
+    foml_tail: int | None = None
+    # outer loop
+    outer_optimizer: str = "interpolate"
+    meta_step_size: float = 0.1
+    meta_step_size_final: float = 0.0
+    meta_batch_size: int = 1
+    meta_iters: int = 30_000
+    # evaluation
+    eval_inner_iters: int = 32
+    eval_batch_size: int = 10
+    eval_interval: int = 1_000
+    # run
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject bad input early, naming the parameter and the fix."""
+        _choice("algorithm", self.algorithm, ALGORITHMS)
+        _choice("inner_optimizer", self.inner_optimizer, INNER_OPTIMIZERS)
+        _choice("outer_optimizer", self.outer_optimizer, OUTER_OPTIMIZERS)
+        for name in ("inner_lr", "meta_step_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0 (got {getattr(self, name)!r})")
+        if self.meta_step_size_final < 0:
+            raise ValueError(f"meta_step_size_final must be >= 0 (got {self.meta_step_size_final!r})")
+        for name in ("num_classes", "num_shots", "inner_batch_size", "inner_iters", "meta_batch_size",
+                     "meta_iters", "eval_inner_iters", "eval_batch_size", "eval_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)!r})")
+        if self.train_shots < 0:
+            raise ValueError(f"train_shots must be >= 0, 0 meaning 'same as num_shots' (got {self.train_shots!r})")
+        if self.algorithm in ("fomaml", "maml") and self.inner_iters < 2:
+            raise ValueError(f"inner_iters must be >= 2 for {self.algorithm}: k-1 inner steps, then the test batch")
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def meta_step_at(self, iteration: int) -> float:
+        """Linear annealing of the official train.py: frac*final + (1-frac)*initial, frac = i / meta_iters."""
+        frac = iteration / self.meta_iters
+        return frac * self.meta_step_size_final + (1 - frac) * self.meta_step_size
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+
+
+def sine_config(algorithm: str = "reptile", schedule: str = "fast", **overrides) -> Config:
+    """The sine-toy runs of notebook 01 and ``python -m reptile_edu sine``.
+
+    ``demo``: the demo script's schedule, one task per iteration, 30,000 iterations; Reptile and joint
+    training interpolate with outer step 0.1 -> 0. ``fast``: the batched equivalent (Algorithm 2, meta-batch
+    10, outer step 1 -> 0, 3,000 iterations), which reaches the demo's post-adaptation error in a few
+    seconds (``benchmarks/sine.py``). FOMAML and MAML: the paper gives no sine settings; we choose an Adam
+    outer optimiser with learning rate 1e-3 (annealed to 0) on the same inner loop (inner SGD 0.02, 5
+    minibatches of 10: 4 inner steps and the test batch). Smoke mode cuts every schedule to 30 iterations.
+    """
+    if schedule not in ("fast", "demo"):
+        raise ValueError(f"schedule must be 'fast' or 'demo' (got {schedule!r})")
+    fast = schedule == "fast"
+    fields = dict(preset="sine", algorithm=algorithm, meta_batch_size=10 if fast else 1,
+                  meta_iters=budget(3_000 if fast else 30_000, 30), eval_interval=budget(300 if fast else 3_000, 10))
+    if algorithm in ("fomaml", "maml"):
+        fields.update(outer_optimizer="adam", meta_step_size=1e-3)
+    else:
+        fields.update(meta_step_size=1.0 if fast else 0.1)
+    fields.update(overrides)
+    return Config(**fields)
+
+
+# The demo-script schedule (joschu's gist): 5 plain SGD steps of 10 points at 0.02, outer 0.1 -> 0, 30,000 tasks.
+SINE = Config()

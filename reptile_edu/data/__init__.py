@@ -1,0 +1,1 @@
+"""Task distributions and datasets: the sine toy here, Omniglot and Mini-ImageNet beside it."""

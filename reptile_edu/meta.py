@@ -1,0 +1,58 @@
+"""One meta-step's direction for Reptile, FOMAML, second-order MAML and joint training.
+
+Every algorithm returns a *displacement* d (unbatched, averaged over the meta-batch): the direction the
+meta-parameters phi should move. The outer rule then applies it (see ``train.OuterRule``):
+  * Reptile  d = mean_t(U_t^k(phi) - phi)                          (paper Algorithms 1 and 2)
+  * FOMAML   d = mean_t(phi_t,k+1 - phi_t,k), the last inner step   (the official ``FOML`` class)
+  * MAML     d = -alpha * mean_t dL_k(phi_t,k)/dphi, through the inner loop (second order, SGD inner only)
+  * joint    Reptile with a single inner step: an SGD step on the mixture of tasks (paper section 3, k = 1)
+Convention (paper section 5): a task brings k minibatches; MAML and FOMAML use the first k-1 for the inner
+loop and differentiate the k-th.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import inner
+from .models import Params, broadcast, stack
+
+
+def _mean_delta(after: Params, before: Params) -> Params:
+    return {k: (after[k] - before[k]).detach().mean(dim=0) for k in after}
+
+
+def reptile(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+    """Reptile: mean over tasks of (adapted - phi). Returns (d, state, inner losses [k, T])."""
+    n = batches[0][0].shape[0]
+    start = stack(phi, n)
+    adapted, state, losses = inner.run(model, start, batches, optimizer, lr, state)
+    return _mean_delta(adapted, start), state, losses
+
+
+def fomaml(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+    """First-order MAML as the official code: k-1 steps, then keep only the displacement of the last step."""
+    n = batches[0][0].shape[0]
+    before_last, state, losses = inner.run(model, stack(phi, n), batches[:-1], optimizer, lr, state)
+    after, state, last = inner.run(model, before_last, batches[-1:], optimizer, lr, state)
+    return _mean_delta(after, before_last), state, torch.cat([losses, last])
+
+
+def maml(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+    """Second-order MAML: differentiate the test loss L_k(phi_k) through the k-1 SGD inner steps."""
+    if optimizer != "sgd":
+        raise ValueError("second-order MAML is offered with the SGD inner loop only (inner_optimizer='sgd')")
+    n = batches[0][0].shape[0]
+    leaf = {k: p.detach().requires_grad_() for k, p in phi.items()}
+    adapted, _, losses = inner.run(model, broadcast(leaf, n), batches[:-1], "sgd", lr, create_graph=True)
+    test = model.loss(adapted, *batches[-1])
+    grads = torch.autograd.grad(test.sum() / n, list(leaf.values()))
+    d = {k: -lr * g for k, g in zip(leaf, grads)}
+    return d, state, torch.cat([losses, test.detach()[None]])
+
+
+def joint(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+    """Joint training = Reptile with k = 1: one step on one minibatch of each task."""
+    return reptile(model, phi, batches[:1], optimizer, lr, state)
+
+
+DISPLACEMENTS = {"reptile": reptile, "fomaml": fomaml, "maml": maml, "joint": joint}
