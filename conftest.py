@@ -6,4 +6,3 @@ import os
 
 os.environ.setdefault("REPTILE_EDU_SMOKE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
