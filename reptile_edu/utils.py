@@ -39,3 +39,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def progress_bar(total: int, desc: str = ""):
+    """A ``meta_train`` callback driving a tqdm bar (a widget in notebooks, text elsewhere; off with TQDM_DISABLE=1)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc)
+
+    def callback(event):
+        if event["event"] == "step":
+            bar.update(event["iteration"] - bar.n)
+            if event["iteration"] % 100 == 0:
+                bar.set_postfix(meta_step=f"{event['meta_step']:.3g}", loss=f"{event['loss']:.3g}", refresh=False)
+            if event["iteration"] >= total:
+                bar.close()
+        elif event["event"] == "eval":
+            bar.set_postfix({k: f"{v:.3g}" for k, v in event.items() if isinstance(v, float)}, refresh=False)
+
+    return callback

@@ -1,0 +1,67 @@
+"""Thin ipywidgets wiring over tested package functions (no maths here).
+
+Only core widgets that exist in ipywidgets 7 and 8 (Colab has shipped both), and every handler calls a
+function that a normal notebook cell or a unit test also calls.
+"""
+from __future__ import annotations
+
+import ipywidgets as w
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from . import plots
+from .config import budget, sine_config
+from .evaluation import sine_eval_set
+from .train import meta_train
+
+
+def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None = None):
+    """Sliders for the algorithm, inner steps, inner step size, outer step size and shots; a Train button
+    meta-trains with ``meta_train`` (progress bar fed by its callback) and redraws the adaptation figure
+    of the same held-out task before and after meta-training."""
+    style = {"description_width": "120px"}
+    algorithm = w.Dropdown(options=["reptile", "fomaml", "maml", "joint"], value="reptile",
+                           description="algorithm", style=style)
+    inner_iters = w.IntSlider(value=5, min=2, max=10, description="inner steps k", style=style,
+                              continuous_update=False)
+    inner_lr = w.FloatLogSlider(value=0.02, base=10, min=-3, max=-0.7, description="inner step α",
+                                style=style, continuous_update=False)
+    meta_step = w.FloatLogSlider(value=1.0, base=10, min=-4, max=0, description="outer step ε",
+                                 style=style, continuous_update=False)
+    shots = w.IntSlider(value=10, min=2, max=25, description="shots (points)", style=style, continuous_update=False)
+    iters = w.IntSlider(value=meta_iters or budget(1_000, 5), min=5, max=5_000, step=5, description="meta-iterations",
+                        style=style, continuous_update=False)
+    button = w.Button(description="Train", button_style="primary")
+    progress = w.IntProgress(value=0, min=0, max=1, description="progress")
+    out = w.Output(layout={"height": "330px"})
+
+    def on_algorithm(change):  # Reptile interpolates (step ~1); FOMAML/MAML use Adam (lr ~1e-3)
+        meta_step.value = sine_config(change["new"]).meta_step_size
+
+    def on_train(_):
+        config = sine_config(algorithm.value, "fast", inner_iters=inner_iters.value, inner_lr=inner_lr.value,
+                             meta_step_size=meta_step.value, inner_batch_size=shots.value,
+                             meta_iters=iters.value, eval_interval=iters.value)
+        progress.max, progress.value = config.meta_iters, 0
+
+        def callback(event):
+            if event["event"] == "step" and (event["iteration"] % 10 == 0 or event["iteration"] == config.meta_iters):
+                progress.value = event["iteration"]
+
+        with out:
+            out.clear_output(wait=True)
+            history = meta_train(config, callback=callback)
+            task = sine_eval_set(1, shots.value, seed=task_seed)
+            fig = plots.sine_comparison(model, {"before meta-training": init_params, algorithm.value: history.params},
+                                        task, lr=inner_lr.value)
+            display(fig)
+            plt.close(fig)
+
+    algorithm.observe(on_algorithm, names="value")
+    button.on_click(on_train)
+    box = w.VBox([w.HBox([w.VBox([algorithm, inner_iters, inner_lr]), w.VBox([meta_step, shots, iters])]),
+                  w.HBox([button, progress]), out])
+    box.controls = {"algorithm": algorithm, "inner_iters": inner_iters, "inner_lr": inner_lr,
+                    "meta_step_size": meta_step, "shots": shots, "meta_iters": iters}
+    box.train_button, box.progress, box.output = button, progress, out
+    return box

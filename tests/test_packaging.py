@@ -1,0 +1,70 @@
+"""Repository hygiene: notebooks stripped with a normal kernelspec, Colab badges, one dependency list."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+REPO_URL = PYPROJECT["project"]["urls"]["Repository"]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _github_path():
+    match = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)/?", REPO_URL)
+    assert match, f"[project.urls] Repository must be a GitHub URL, got {REPO_URL}"
+    return match.group(1)
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stripped_with_a_normal_kernelspec(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name}: a code cell has outputs (strip them)"
+            assert cell.get("execution_count") is None, f"{path.name}: a code cell has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_badge_install_cell_and_runtime_promise(path):
+    cells = json.loads(path.read_text())["cells"]
+    first = "".join(cells[0]["source"])
+    badge = f"https://colab.research.google.com/github/{_github_path()}/blob/main/notebooks/{path.name}"
+    assert badge in first, f"{path.name}: first cell must carry the Colab badge {badge}"
+    assert "Runtime" in first, f"{path.name}: first cell must state a runtime promise"
+    install = "".join(cells[1]["source"])
+    assert '"google.colab" in sys.modules' in install and "%pip install" in install
+    urls = re.findall(r"colab\.research\.google\.com/github/([^)\s]+)", "".join(
+        "".join(c["source"]) for c in cells))
+    assert all(u.startswith(_github_path() + "/") for u in urls), urls
+
+
+def test_readme_badges_use_the_repository_url():
+    urls = re.findall(r"colab\.research\.google\.com/github/([^)\s]+)", (ROOT / "README.md").read_text())
+    assert urls and all(u.startswith(_github_path() + "/blob/main/notebooks/") for u in urls)
+    for u in urls:
+        assert (ROOT / "notebooks" / u.rsplit("/", 1)[1]).exists(), f"README links a missing notebook: {u}"
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_names_the_runtime_dependencies():
+    conda_names = {"pytorch": "torch", "pillow": "pillow"}
+    listed = set()
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"\s+-\s+([A-Za-z][\w\-]*)", line)
+        if m:
+            listed.add(conda_names.get(m.group(1).lower(), m.group(1).lower()))
+    runtime = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert runtime <= listed, f"environment.yml misses {runtime - listed}"
+    assert "conda-forge" in (ROOT / "environment.yml").read_text()
