@@ -1,0 +1,80 @@
+"""The official README commands as data, and the scales that shorten them.
+
+Training is shared by the 1-shot and 5-shot rows and by both evaluation modes, exactly as the official
+commands (they differ only in ``--shots``/``--transductive``, which act at evaluation). All image presets use
+Adam with beta1 = 0, cycling minibatches, meta-step 1 -> 0, seed 0 (paper-spec section 6).
+"""
+from __future__ import annotations
+
+from .config import Config, sine_config
+
+_IMAGE = dict(inner_optimizer="adam", outer_optimizer="interpolate", meta_step_size=1.0, meta_step_size_final=0.0,
+              meta_batch_size=5, eval_inner_iters=50)
+
+PAPER = {
+    # o15 / o55 (/ o15t): --classes 5 --train-shots 10 --inner-batch 10 --inner-iters 5 --learning-rate 0.001
+    #   --meta-step 1 --meta-step-final 0 --meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50
+    "omniglot-5way": dict(_IMAGE, dataset="omniglot", num_classes=5, num_shots=5, train_shots=10, inner_batch_size=10,
+                          inner_iters=5, inner_lr=1e-3, meta_iters=100_000, eval_batch_size=5),
+    # o120 / o520: --classes 20 --inner-batch 20 --inner-iters 10 --learning-rate 0.0005 --meta-iters 200000 --eval-batch 10
+    "omniglot-20way": dict(_IMAGE, dataset="omniglot", num_classes=20, num_shots=5, train_shots=10,
+                           inner_batch_size=20, inner_iters=10, inner_lr=5e-4, meta_iters=200_000, eval_batch_size=10),
+    # m15 / m55: --train-shots 15 --inner-batch 10 --inner-iters 8 --learning-rate 0.001 --meta-iters 100000
+    #   --eval-batch 5 (1-shot) / 15 (5-shot)
+    "miniimagenet-5way": dict(_IMAGE, dataset="miniimagenet", num_classes=5, num_shots=5, train_shots=15,
+                              inner_batch_size=10, inner_iters=8, inner_lr=1e-3, meta_iters=100_000, eval_batch_size=15),
+    # Figure 3: --sgd --seed 0 --inner-batch 25 --learning-rate 0.003 --meta-step-final 0 --meta-iters 40000
+    #   --eval-batch 25 --eval-iters 5; 5-way 5-shot, meta-batch 1; per run --inner-iters k --train-shots 5k [--foml]
+    #   --meta-step eps. The 0.003 applies to a loss SUMMED over 25 examples (our image loss is summed too).
+    "omniglot-fig3": dict(dataset="omniglot", inner_optimizer="sgd", outer_optimizer="interpolate", num_classes=5,
+                          num_shots=5, inner_batch_size=25, inner_lr=3e-3, meta_step_size_final=0.0,
+                          meta_batch_size=1, meta_iters=40_000, eval_batch_size=25, eval_inner_iters=5),
+}
+
+# Evaluation minibatch per (preset, shots): the official commands use 15 for Mini-ImageNet 5-shot only.
+EVAL_BATCH = {"omniglot-5way": {1: 5, 5: 5}, "omniglot-20way": {1: 10, 5: 10}, "miniimagenet-5way": {1: 5, 5: 15},
+              "omniglot-fig3": {5: 25}}
+
+# Figure 3's ten runs (README "Comparing different inner-loop gradient combinations"): k, FOMAML?, meta-step.
+FIG3_VARIANTS = {
+    "g1": (1, False, 0.25), "g1+g2": (2, False, 0.25), "(g1+g2)/2": (2, False, 0.125), "g2": (2, True, 0.25),
+    "g1+g2+g3": (3, False, 0.25), "(g1+g2+g3)/3": (3, False, 0.08325), "g3": (3, True, 0.25),
+    "g1+g2+g3+g4": (4, False, 0.25), "(g1+g2+g3+g4)/4": (4, False, 0.0625), "g4": (4, True, 0.25),
+}
+
+# CPU-sized schedules (meta-iterations); a shortened schedule anneals the meta-step over its own length.
+LAPTOP_ITERS = {"sine": 3_000, "omniglot-5way": 3_000, "omniglot-20way": 1_000, "miniimagenet-5way": 1_000,
+                "omniglot-fig3": 3_000}
+SMOKE_ITERS = 20
+SCALES = ("paper", "laptop", "smoke")
+
+
+def preset(name: str, scale: str = "paper", variant: str | None = None, **overrides) -> Config:
+    """The Config of a named preset at a scale, with field overrides (e.g. ``meta_iters=5000``)."""
+    names = ("sine",) + tuple(PAPER)
+    if name not in names:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(names)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+    if name == "sine":
+        fields = sine_config("reptile", "demo", meta_iters=30_000, eval_interval=3_000).to_dict()  # not smoke-scaled
+    else:
+        fields = dict(PAPER[name], preset=name)
+    if name == "omniglot-fig3":
+        if variant not in FIG3_VARIANTS:
+            raise ValueError(f"preset omniglot-fig3 needs a variant: one of {', '.join(FIG3_VARIANTS)}")
+        k, foml, eps = FIG3_VARIANTS[variant]
+        # FOMAML's g_k is the last of k steps: the official --foml runs k steps and keeps the last displacement.
+        fields.update(inner_iters=k, train_shots=5 * k, algorithm="fomaml" if foml else "reptile", meta_step_size=eps)
+    elif variant is not None:
+        raise ValueError(f"--variant applies to omniglot-fig3 only (got preset {name!r})")
+    if scale != "paper":
+        fields["meta_iters"] = LAPTOP_ITERS[name] if scale == "laptop" else SMOKE_ITERS
+        fields["eval_interval"] = max(1, fields["meta_iters"] // 10)
+    fields.update(overrides)
+    return Config(**fields)
+
+
+def eval_batch_size(name: str, shots: int, default: int) -> int:
+    """The official evaluation minibatch for a preset and shot count (``default`` where none is official)."""
+    return EVAL_BATCH.get(name, {}).get(shots, default)
