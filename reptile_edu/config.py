@@ -17,6 +17,9 @@ CACHE_ENV = "REPTILE_EDU_CACHE"
 ALGORITHMS = ("reptile", "fomaml", "maml", "joint")
 INNER_OPTIMIZERS = ("sgd", "adam")
 OUTER_OPTIMIZERS = ("interpolate", "adam")
+DATASETS = ("sine", "omniglot", "miniimagenet")
+PATHS = ("faithful", "vectorised")
+INNER_STATES = ("carry", "reset")
 
 
 def smoke_mode() -> bool:
@@ -72,6 +75,11 @@ class Config:
     meta_step_size_final: float = 0.0
     meta_batch_size: int = 1
     meta_iters: int = 30_000
+    # execution: "faithful" runs a meta-batch's tasks one after another (the official code); "vectorised" runs
+    # them at once. inner_state "carry" keeps the inner Adam state across tasks and meta-iterations as the
+    # official code (the vectorised path merges it: meta.meta_step); "reset" starts every task fresh.
+    path: str = "vectorised"
+    inner_state: str = "carry"
     # evaluation
     eval_inner_iters: int = 32
     eval_batch_size: int = 10
@@ -88,6 +96,9 @@ class Config:
         _choice("algorithm", self.algorithm, ALGORITHMS)
         _choice("inner_optimizer", self.inner_optimizer, INNER_OPTIMIZERS)
         _choice("outer_optimizer", self.outer_optimizer, OUTER_OPTIMIZERS)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("path", self.path, PATHS)
+        _choice("inner_state", self.inner_state, INNER_STATES)
         for name in ("inner_lr", "meta_step_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(self, name)!r})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import inner
+from .config import PATHS
 from .models import Params, broadcast, stack
 
 
@@ -56,3 +57,34 @@ def joint(model, phi: Params, batches, optimizer: str, lr: float, state=None):
 
 
 DISPLACEMENTS = {"reptile": reptile, "fomaml": fomaml, "maml": maml, "joint": joint}
+
+
+def meta_step(algorithm: str, model, phi: Params, batches, optimizer: str, lr: float, state: dict | None = None,
+              path: str = "vectorised", carry: bool = True):
+    """One meta-step's displacement on either execution path, with the inner Adam state carried or not.
+
+    ``state`` is the carried single-task inner state ({"v": [1, ...], "t": [1]}, or None = fresh).
+    * ``faithful``: the meta-batch's tasks one after another (T = 1 each), as the official ``train_step``: each
+      task starts from phi, and with ``carry`` from the Adam state the previous task left (never reset).
+    * ``vectorised``: all tasks at once over stacked parameters; with ``carry`` every task starts from the
+      carried state and the state carried on is their *merged carry* (``inner.merge_states``), a named
+      deviation forced by parallelism.
+    ``carry=False`` starts every task from a fresh state (then both paths compute the same thing).
+    Returns (d, state, losses [k, T]); the returned state is None for SGD or without carry.
+    """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(PATHS)} (got {path!r})")
+    step = DISPLACEMENTS[algorithm]
+    keep = carry and optimizer == "adam"
+    state = state if keep else None
+    if path == "vectorised":
+        d, end, losses = step(model, phi, batches, optimizer, lr, inner.expand_state(state, batches[0][0].shape[0]))
+        return d, inner.merge_states(state, end) if keep else None, losses
+    ds, losses = [], []
+    for j in range(batches[0][0].shape[0]):
+        d, end, loss = step(model, phi, [(x[j:j + 1], y[j:j + 1]) for x, y in batches], optimizer, lr, state)
+        state = end if keep else None
+        ds.append(d)
+        losses.append(loss)
+    d = {k: torch.stack([dj[k] for dj in ds]).mean(dim=0) for k in phi}
+    return d, state, torch.cat(losses, dim=1)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import evaluation, meta
-from .config import Config
+from . import evaluation, meta, tasks
+from .config import DATASETS, Config
 from .data import sine
-from .models import Params, SineMLP
+from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP
 from .utils import set_seed
 
 
@@ -26,6 +26,7 @@ class History:
     evals: list[dict] = field(default_factory=list)
     wall_s: float = 0.0
     params: Params | None = None
+    inner_state: dict | None = None  # the carried inner Adam state at the end (evaluation starts from it)
 
     def to_dict(self) -> dict:
         return {"config": self.config, "losses": self.losses, "evals": self.evals, "wall_s": self.wall_s}
@@ -37,6 +38,13 @@ class OuterRule:
     def __init__(self, config: Config, phi: Params):
         self.kind = config.outer_optimizer
         self.optimizer = torch.optim.Adam(list(phi.values()), lr=config.meta_step_size) if self.kind == "adam" else None
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict() if self.optimizer is not None else {}
+
+    def load_state_dict(self, saved: dict) -> None:
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(saved)
 
     @torch.no_grad()
     def apply(self, phi: Params, d: Params, eps: float) -> None:
@@ -51,60 +59,157 @@ class OuterRule:
 
 
 def build_model(config: Config):
+    """The network of ``config.dataset``: the sine MLP, or the Omniglot / Mini-ImageNet CNN with N outputs."""
     if config.dataset == "sine":
         return SineMLP()
-    raise ValueError(f"unknown dataset {config.dataset!r}: this trainer knows 'sine'")
+    if config.dataset == "omniglot":
+        return OmniglotCNN(config.num_classes)
+    if config.dataset == "miniimagenet":
+        return MiniImageNetCNN(config.num_classes)
+    raise ValueError(f"unknown dataset {config.dataset!r}: this trainer knows {', '.join(DATASETS)}")
 
 
-def sample_batches(config: Config, generator: torch.Generator):
+def load_dataset(config: Config, split: str = "train", data_root=None):
+    """An image split of ``config.dataset``, decoded once, then cached.
+
+    ``data_root`` (default ``config.data_root()``) holds ``omniglot/`` and ``miniimagenet/``; a folder that is
+    itself a dataset root (e.g. ``.../miniimagenet/full``) is accepted too.
+    """
+    from pathlib import Path
+
+    from .config import data_root as default_root
+    base = Path(data_root).expanduser() if data_root is not None else default_root()
+    root = base / config.dataset if (base / config.dataset).is_dir() else base
+    if config.dataset == "omniglot":
+        from .data.omniglot import load_omniglot
+        return load_omniglot(root, split=split)
+    if config.dataset == "miniimagenet":
+        from .data import miniimagenet
+        return miniimagenet.load_miniimagenet(root, split=split)
+    raise ValueError(f"dataset {config.dataset!r} has no image split to load")
+
+
+def sample_batches(config: Config, generator: torch.Generator, dataset=None):
     """One meta-batch of tasks, as the list of k inner minibatches (x, y) with leading dimension T."""
     if config.dataset == "sine":
         amplitude, phase = sine.sample_tasks(config.meta_batch_size, generator)
         return sine.epoch_batches(amplitude, phase, config.inner_batch_size, config.inner_iters, generator)
-    raise ValueError(f"unknown dataset {config.dataset!r}: this trainer knows 'sine'")
+    if dataset is None:
+        raise ValueError(f"sample_batches needs the {config.dataset} ImageDataset (dataset=...)")
+    return tasks.training_batches(dataset, config.num_classes, config.train_shots or config.num_shots,
+                                  config.inner_batch_size, config.inner_iters, config.meta_batch_size, generator,
+                                  config.replacement, config.foml_tail)
 
 
-def meta_train(config: Config, callback=None, params: Params | None = None,
-               eval_set: evaluation.SineEvalSet | None = None) -> History:
-    """Meta-train from ``params`` (default: a fresh seeded initialisation) and return the History.
+@dataclass
+class TrainState:
+    """Everything a run is, in one object: resuming from ``state_dict()`` continues bit-exactly on CPU.
 
-    ``callback(event)`` receives dicts: ``{"event": "step", "iteration", "meta_iters", "meta_step", "loss"}``
-    after every meta-iteration and ``{"event": "eval", "iteration", "mse", "params"}`` every
-    ``config.eval_interval`` iterations and at the end (when ``eval_set`` is given).
+    ``phi`` the meta-parameters; ``outer`` the outer rule (with its Adam state, if any); ``inner_state`` the
+    carried inner Adam state ([1, ...]; None for SGD, for ``inner_state="reset"`` and before the first step);
+    ``generator`` draws every task and minibatch; ``iteration`` meta-iterations done; ``history`` the record.
     """
-    config.validate()
-    generator = set_seed(config.seed)
+    config: Config
+    phi: Params
+    outer: OuterRule
+    generator: torch.Generator
+    history: History
+    inner_state: dict | None = None
+    iteration: int = 0
+
+    @classmethod
+    def new(cls, config: Config, params: Params | None = None) -> "TrainState":
+        """A fresh run: seeds everything (``set_seed``), initialises phi (or copies ``params``)."""
+        config.validate()
+        generator = set_seed(config.seed)
+        init = params or build_model(config).init_params(generator)
+        phi = {k: v.detach().clone().to(config.device) for k, v in init.items()}
+        return cls(config, phi, OuterRule(config, phi), generator, History(config=config.to_dict()))
+
+    def state_dict(self) -> dict:
+        """Tensors and plain Python values only (``torch.load(weights_only=True)`` reads it back)."""
+        return {"config": self.config.to_dict(), "phi": {k: v.detach().clone() for k, v in self.phi.items()},
+                "outer": self.outer.state_dict(), "inner_state": _clone(self.inner_state),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "iteration": self.iteration,
+                "history": {**self.history.to_dict(), "params": None}}
+
+    @classmethod
+    def from_state_dict(cls, saved: dict) -> "TrainState":
+        config = Config(**saved["config"])
+        phi = {k: v.detach().clone().to(config.device) for k, v in saved["phi"].items()}
+        outer = OuterRule(config, phi)
+        outer.load_state_dict(saved["outer"])
+        generator = torch.Generator()
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        h = saved["history"]
+        history = History(config=h["config"], losses=list(h["losses"]), evals=list(h["evals"]), wall_s=h["wall_s"])
+        return cls(config, phi, outer, generator, history, _clone(saved["inner_state"]), saved["iteration"])
+
+
+def _clone(state):
+    if state is None:
+        return None
+    return {"v": {k: v.clone() for k, v in state["v"].items()}, "t": state["t"].clone()}
+
+
+def meta_train(config: Config, callback=None, params: Params | None = None, eval_set=None, *,
+               dataset=None, state: TrainState | None = None) -> History:
+    """Meta-train from ``params`` (default: a fresh seeded initialisation), or continue ``state``, to
+    ``config.meta_iters`` and return the History.
+
+    ``callback(event)`` receives dicts: ``{"event": "step", "iteration", "meta_iters", "meta_step", "loss",
+    "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint) and ``{"event":
+    "eval", "iteration", "mse" | result keys, "params"}`` every ``config.eval_interval`` iterations and at the
+    end, when ``eval_set`` is given: a SineEvalSet for the sine toy, or any ``eval_set(phi, inner_state) ->
+    dict`` for images (e.g. a partial of ``evaluation.evaluate``). Image datasets come from ``dataset`` or,
+    if None, are loaded from ``data_root()``.
+    """
+    state = state if state is not None else TrainState.new(config, params)
+    config = state.config
     model = build_model(config)
-    phi = {k: v.detach().clone() for k, v in (params or model.init_params(generator)).items()}
-    outer = OuterRule(config, phi)
-    step = meta.DISPLACEMENTS[config.algorithm]
-    history = History(config=config.to_dict())
-    start = time.perf_counter()
+    if config.dataset != "sine":
+        dataset = (dataset if dataset is not None else load_dataset(config)).to(config.device)
+    history, phi = state.history, state.phi
+    carry = config.inner_state == "carry"
+    start = time.perf_counter() - history.wall_s
 
     def evaluate(iteration):
-        if eval_set is None:
+        if eval_set is None or (history.evals and history.evals[-1]["iteration"] == iteration):
             return
-        mse = evaluation.sine_mse_after(model, phi, eval_set, config.eval_inner_iters, config.inner_lr).mean().item()
-        history.evals.append({"iteration": iteration, "mse": mse, "wall_s": time.perf_counter() - start})
+        if isinstance(eval_set, evaluation.SineEvalSet):
+            result = {"mse": evaluation.sine_mse_after(model, phi, eval_set, config.eval_inner_iters,
+                                                       config.inner_lr).mean().item()}
+        else:
+            result = eval_set(phi, state.inner_state)
+        history.evals.append({"iteration": iteration, **result, "wall_s": time.perf_counter() - start})
         if callback:
-            callback({"event": "eval", "iteration": iteration, "mse": mse, "params": phi})
+            callback({"event": "eval", "iteration": iteration, **result, "params": phi})
 
-    for i in range(config.meta_iters):
+    while state.iteration < config.meta_iters:
+        i = state.iteration
         if i % config.eval_interval == 0:
             evaluate(i)
         eps = config.meta_step_at(i)
-        batches = sample_batches(config, generator)
-        d, _, losses = step(model, phi, batches, config.inner_optimizer, config.inner_lr)
+        batches = sample_batches(config, state.generator, dataset)
+        if config.device != "cpu":
+            batches = [(x.to(config.device), y.to(config.device)) for x, y in batches]
+        d, state.inner_state, losses = meta.meta_step(config.algorithm, model, phi, batches, config.inner_optimizer,
+                                                      config.inner_lr, state.inner_state, config.path, carry)
         loss = losses[0].mean().item()
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at meta-iteration {i} (inner loss {loss}): "
                                      f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
-        outer.apply(phi, d, eps)
+        state.outer.apply(phi, d, eps)
         history.losses.append(loss)
+        state.iteration = i + 1
+        history.wall_s = time.perf_counter() - start
         if callback:
             callback({"event": "step", "iteration": i + 1, "meta_iters": config.meta_iters,
-                      "meta_step": eps, "loss": loss})
+                      "meta_step": eps, "loss": loss, "state": state})
     evaluate(config.meta_iters)
     history.wall_s = time.perf_counter() - start
     history.params = phi
+    history.inner_state = state.inner_state
     return history
