@@ -174,15 +174,15 @@ def expansion_study(ks=(2, 3, 4, 5), alphas=ALPHAS, num_tasks: int = 100, hidden
     """The whole check: for each k, estimate AvgGrad and AvgGradInner once, measure every algorithm at every
     alpha and 2 alpha on the same tasks, fit, extrapolate, and fit the residual's slope in alpha.
 
-    Returns {"rows", "slopes" (mean over k), "slopes_by_k", "residuals", "alphas", "norms", "num_tasks",
+    Returns {"rows", "slopes" (mean over k; empty for a single alpha), "slopes_by_k", "residuals", "alphas", "norms", "num_tasks",
     "hidden"}. A row: alg, k, alpha, fit_a(_se), fit_b(_se) (extrapolated to alpha -> 0, see ``extrapolate``),
     raw_a(_se), raw_b(_se) (the plain fit at alpha), theory_a, theory_b, residual (at alpha).
     """
     ks, alphas = [int(k) for k in ks], sorted(float(a) for a in alphas)
     if not ks or min(ks) < 2:
         raise ValueError(f"ks must all be >= 2 (MAML and FOMAML need a test minibatch; got {ks})")
-    if len(alphas) < 2 or alphas[0] <= 0:
-        raise ValueError(f"alphas must be at least 2 positive step sizes (got {alphas})")
+    if not alphas or alphas[0] <= 0:
+        raise ValueError(f"alphas must be positive step sizes (got {alphas})")
     model, phi, all_batches = sine_setup(num_tasks, max(ks), hidden=hidden, seed=seed)
     rows, residuals, norms = [], {alg: {} for alg in ALGORITHMS}, {}
     for k in ks:
@@ -203,7 +203,24 @@ def expansion_study(ks=(2, 3, 4, 5), alphas=ALPHAS, num_tasks: int = 100, hidden
                 rows.append({"alg": alg, "k": k, "alpha": alpha, **extrapolate(fits[1], fits[2]),
                              "theory_a": a, "theory_b": b, **{f"raw_{n}": v for n, v in fits[1].items()},
                              "residual": res})
-    slopes_by_k = {alg: {k: slope(alphas, r) for k, r in by_k.items()} for alg, by_k in residuals.items()}
+    slopes_by_k = {alg: {k: slope(alphas, r) for k, r in by_k.items()} for alg, by_k in residuals.items()
+                   } if len(alphas) > 1 else {}  # a slope needs two step sizes
     slopes = {alg: sum(s.values()) / len(s) for alg, s in slopes_by_k.items()}
     return {"rows": rows, "slopes": slopes, "slopes_by_k": slopes_by_k, "residuals": residuals,
             "alphas": alphas, "norms": norms, "num_tasks": num_tasks, "hidden": hidden}
+
+
+def format_table(study: dict, alpha: float | None = None) -> str:
+    """The coefficient table (theory vs fitted +- s.e.) at one alpha (default the smallest) and the slopes."""
+    alpha = study["alphas"][0] if alpha is None else alpha
+    lines = [f"{study['num_tasks']} sine tasks, 1-{study['hidden']}-{study['hidden']}-1 MLP, float64; coefficients "
+             f"extrapolated to alpha -> 0 from alpha = {alpha:g} and {2 * alpha:g} (raw: the plain fit at {alpha:g})",
+             f"{'alg':8}{'k':>3}{'theory a':>10}{'fitted a':>22}{'theory b':>10}{'fitted b':>22}{'raw b':>22}"]
+    for r in (r for r in study["rows"] if r["alpha"] == alpha):
+        lines.append(f"{r['alg']:8}{r['k']:>3}{r['theory_a']:>10g}{r['fit_a']:>12.5f} +- {r['fit_a_se']:<7.5f}"
+                     f"{r['theory_b']:>10g}{r['fit_b']:>12.4f} +- {r['fit_b_se']:<7.4f}"
+                     f"{r['raw_b']:>12.4f} +- {r['raw_b_se']:<7.4f}")
+    if study["slopes"]:
+        lines.append("residual slopes in alpha (theory 2): "
+                     + ", ".join(f"{a} {s:.3f}" for a, s in study["slopes"].items()))
+    return "\n".join(lines)

@@ -40,22 +40,11 @@ def _sine(args) -> dict:
 
 
 def _expansion(args) -> dict:
-    from .analysis import ALPHAS, expansion_study
+    from .analysis import ALPHAS, expansion_study, format_table
 
     study = expansion_study(args.ks, args.alphas or ALPHAS, num_tasks=args.tasks or budget(100, 8),
                             hidden=args.hidden or budget(64, 16), seed=args.seed)
-    alpha = study["alphas"][0]
-    print(f"{study['num_tasks']} sine tasks, 1-{study['hidden']}-{study['hidden']}-1 MLP, float64; coefficients "
-          f"extrapolated to alpha -> 0 from alpha = {alpha:g} and {2 * alpha:g} (raw: the plain fit at {alpha:g})",
-          file=sys.stderr)
-    print(f"{'alg':8}{'k':>3}{'theory a':>10}{'fitted a':>22}{'theory b':>10}{'fitted b':>22}{'raw b':>22}",
-          file=sys.stderr)
-    for r in (r for r in study["rows"] if r["alpha"] == alpha):
-        print(f"{r['alg']:8}{r['k']:>3}{r['theory_a']:>10g}{r['fit_a']:>12.5f} +- {r['fit_a_se']:<7.5f}"
-              f"{r['theory_b']:>10g}{r['fit_b']:>12.4f} +- {r['fit_b_se']:<7.4f}"
-              f"{r['raw_b']:>12.4f} +- {r['raw_b_se']:<7.4f}", file=sys.stderr)
-    print("residual slopes in alpha (theory 2): " + ", ".join(f"{a} {s:.3f}" for a, s in study["slopes"].items()),
-          file=sys.stderr)
+    print(format_table(study), file=sys.stderr)
     return {key: study[key] for key in ("rows", "slopes", "slopes_by_k", "alphas", "num_tasks", "hidden")}
 
 
