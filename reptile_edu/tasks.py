@@ -114,8 +114,9 @@ def stream_indices(num_tasks: int, num_samples: int, batch_size: int, num_batche
 
 def _pixels(dataset: ImageDataset, flat: torch.Tensor) -> torch.Tensor:
     """Gather uint8 images by flat index ``[...]`` and make floats in [0, 1] for just these: ``[..., C, H, W]``."""
-    x = dataset.images.flatten(0, 1)[flat.reshape(-1)]
-    return (x.float() / 255).reshape(*flat.shape, *x.shape[1:])
+    pixels = dataset.images.flatten(0, 1)
+    x = pixels.flatten(1).index_select(0, flat.reshape(-1))  # index_select: faster than advanced indexing
+    return x.float().div_(255).reshape(*flat.shape, *pixels.shape[1:])
 
 
 def _take(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -42,9 +42,9 @@ SOURCE = "omniglot-v1"  # bump when decoding changes, so old caches are never re
 
 def _missing(root: Path, what: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"Omniglot not found: {what} in {root}. Put images_background.zip and images_evaluation.zip (from "
-        f"https://github.com/brendenlake/omniglot/tree/master/python) in that folder (or their extracted folders), "
-        f"set {DATA_ENV} to a folder holding omniglot/, or call reptile_edu.data.download.download_omniglot(root).")
+        f"Omniglot not found: {what} in {root}. Put images_background.zip and images_evaluation.zip (download "
+        f"https://github.com/brendenlake/omniglot/raw/master/python/images_background.zip and .../images_evaluation.zip) "
+        f"in that folder (or their extracted folders), or set {DATA_ENV} to a folder holding omniglot/.")
 
 
 def locate(root) -> dict[str, Path]:
