@@ -12,7 +12,7 @@ from reptile_edu.models import stack
 
 @pytest.fixture(scope="module")
 def setup():
-    return analysis.sine_setup(num_tasks=40, k=4, hidden=16, seed=0)
+    return analysis.sine_setup(num_tasks=20, k=4, hidden=16, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_balanced_orderings_make_the_first_order_terms_symmetric(k):
 
 def test_hessian_vector_product_matches_finite_differences(setup):
     model, phi, batches = setup
-    params = stack(phi, 40)
+    params = stack(phi, 20)
     v = [torch.randn(p.shape, generator=torch.Generator().manual_seed(i), dtype=p.dtype)
          for i, p in enumerate(params.values())]
     hv = analysis.flat(analysis._hvp(model, params, batches[0], v))
@@ -74,7 +74,7 @@ def test_the_two_avg_grad_inner_forms_agree():
 def test_estimates_equal_the_brute_force_pair_average(setup):
     model, phi, batches = setup
     avg_grad, avg_grad_inner = analysis.estimates(model, phi, batches[:3])
-    params = stack(phi, 40)
+    params = stack(phi, 20)
     grads = [inner.gradients(model, params, *b)[1] for b in batches[:3]]
     pairs = [analysis.flat(analysis._hvp(model, params, batches[i], grads[j]))
              for i, j in itertools.permutations(range(3), 2)]
@@ -85,7 +85,7 @@ def test_estimates_equal_the_brute_force_pair_average(setup):
 def test_reptile_with_one_minibatch_is_the_joint_training_gradient(setup):
     model, phi, batches = setup
     measured = analysis.measured_update("reptile", model, phi, batches[:1], 0.01)
-    joint = analysis.flat(inner.gradients(model, stack(phi, 40), *batches[0])[1]).mean(0)
+    joint = analysis.flat(inner.gradients(model, stack(phi, 20), *batches[0])[1]).mean(0)
     torch.testing.assert_close(measured, joint, rtol=1e-9, atol=1e-11)
 
 
