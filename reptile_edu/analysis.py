@@ -224,3 +224,22 @@ def format_table(study: dict, alpha: float | None = None) -> str:
         lines.append("residual slopes in alpha (theory 2): "
                      + ", ".join(f"{a} {s:.3f}" for a, s in study["slopes"].items()))
     return "\n".join(lines)
+
+
+def alignment(model, phi: Params, batches) -> float:
+    """E[g_bar_i . g_bar_j] over tasks and ordered pairs i != j: how much a step on one minibatch also helps
+    another minibatch of the same task (within-task generalisation). Its gradient is 2 AvgGradInner."""
+    k = len(batches)
+    if k < 2:
+        raise ValueError(f"alignment needs k >= 2 minibatches per task (got {k})")
+    params = stack(phi, batches[0][0].shape[0])
+    grads = [flat(inner.gradients(model, params, *b)[1]) for b in batches]
+    total = sum(grads)
+    return ((total.square().sum(1) - sum(g.square().sum(1) for g in grads)) / (k * (k - 1))).mean().item()
+
+
+def direction_rates(update: torch.Tensor, avg_grad: torch.Tensor, avg_grad_inner: torch.Tensor) -> dict:
+    """What a unit step phi -> phi - eta u/|u| does at first order: how fast it lowers the expected loss
+    (<AvgGrad, u>/|u|) and how fast it raises the alignment (-2 <AvgGradInner, u>/|u|)."""
+    unit = update / update.norm()
+    return {"loss_decrease": (avg_grad @ unit).item(), "alignment_increase": (-2 * avg_grad_inner @ unit).item()}

@@ -50,3 +50,117 @@ def eval_curves(ax, histories: dict, key: str = "mse", ylabel: str = "MSE after 
     ax.set_yscale("log")
     ax.legend()
     return ax
+
+
+# --- Notebook 02 (why it works): the gradient-expansion check of ``analysis.expansion_study`` ---------------
+
+ALG_COLOURS = {"maml": "tab:red", "fomaml": "tab:orange", "reptile": "tab:blue", "joint": "tab:gray"}
+
+
+def expansion_coefficients(ax, rows, alpha: float, coefficient: str = "b"):
+    """Theory (lines) vs fitted (extrapolated, +- 2 s.e.) and raw fit (hollow) of one coefficient against k."""
+    for alg, colour in ALG_COLOURS.items():
+        sel = sorted((r for r in rows if r["alg"] == alg and r["alpha"] == alpha), key=lambda r: r["k"])
+        if not sel:
+            continue
+        ks = [r["k"] for r in sel]
+        ax.plot(ks, [r[f"theory_{coefficient}"] for r in sel], "-", color=colour, alpha=0.5, label=f"{alg} theory")
+        ax.errorbar(ks, [r[f"fit_{coefficient}"] for r in sel], yerr=[2 * r[f"fit_{coefficient}_se"] for r in sel],
+                    fmt="o", color=colour, capsize=3, label=f"{alg} fitted")
+        ax.plot(ks, [r[f"raw_{coefficient}"] for r in sel], "o", mfc="none", color=colour, ms=10)
+    ax.set_xlabel("k (minibatches per task)")
+    ax.set_ylabel(f"coefficient {coefficient}" + (" of alpha AvgGradInner" if coefficient == "b" else " of AvgGrad"))
+    ax.set_title(f"fitted at alpha = {alpha:g} (hollow: plain fit, filled: extrapolated)")
+    ax.legend(fontsize=7, ncol=3)
+    return ax
+
+
+def coefficient_drift(ax, rows, alg: str, k: int):
+    """Why we extrapolate: the plain fit of b drifts linearly with alpha; the extrapolated one sits on theory."""
+    sel = sorted((r for r in rows if r["alg"] == alg and r["k"] == k), key=lambda r: r["alpha"])
+    alphas = [r["alpha"] for r in sel]
+    ax.axhline(sel[0]["theory_b"], color="k", lw=1, label="theory")
+    ax.errorbar(alphas, [r["raw_b"] for r in sel], yerr=[2 * r["raw_b_se"] for r in sel], fmt="o-", capsize=3,
+                color=ALG_COLOURS[alg], mfc="none", label="plain fit at alpha")
+    ax.errorbar(alphas, [r["fit_b"] for r in sel], yerr=[2 * r["fit_b_se"] for r in sel], fmt="s", capsize=3,
+                color=ALG_COLOURS[alg], label="extrapolated from alpha, 2 alpha")
+    ax.set_xscale("log")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("b")
+    ax.set_title(f"{alg}, k = {k}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def residuals_vs_alpha(ax, alphas, residuals: dict, slopes: dict):
+    """log-log || measured - predicted || against alpha, one line per (algorithm, k), with a slope-2 guide."""
+    for alg, by_k in residuals.items():
+        for i, (k, res) in enumerate(sorted(by_k.items())):
+            ax.plot(alphas, res, "o-", color=ALG_COLOURS[alg], alpha=0.4 + 0.6 * (i + 1) / len(by_k),
+                    label=f"{alg} (mean slope {slopes[alg]:.2f})" if i == len(by_k) - 1 else None)
+    top = max(max(r) for by_k in residuals.values() for r in by_k.values())
+    ax.plot(alphas, [top * (a / alphas[-1]) ** 2 for a in alphas], "k--", label="slope 2")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("|| measured - leading-order prediction ||")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def inner_grad_ratio(ax, rows):
+    """The AvgGradInner : AvgGrad ratio |b| alpha / a of the plain fits against (k - 1) alpha, with theory lines
+    2 (MAML), 1 (FOMAML), 1/2 (Reptile)."""
+    for alg, slope_ in (("maml", 2.0), ("fomaml", 1.0), ("reptile", 0.5)):
+        sel = [r for r in rows if r["alg"] == alg]
+        x = [(r["k"] - 1) * r["alpha"] for r in sel]
+        ax.plot(x, [abs(r["raw_b"]) * r["alpha"] / r["raw_a"] for r in sel], "o", color=ALG_COLOURS[alg], label=alg)
+        ax.plot(sorted(x), [slope_ * v for v in sorted(x)], "-", color=ALG_COLOURS[alg], alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("(k - 1) alpha")
+    ax.set_ylabel("AvgGradInner : AvgGrad weight in the update")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def coefficient_bars(ax, rows):
+    """One (k, alpha): theory vs plain fit of b for each algorithm, as bars (for the widget)."""
+    algs = [r["alg"] for r in rows]
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r["theory_b"] for r in rows], 0.4, color="lightgray", label="theory")
+    ax.bar([x + 0.2 for x in xs], [r["raw_b"] for r in rows], 0.4, yerr=[2 * r["raw_b_se"] for r in rows],
+           color=[ALG_COLOURS[a] for a in algs], label="fitted at alpha")
+    ax.set_xticks(list(xs), algs)
+    ax.set_ylabel("b (coefficient of alpha AvgGradInner)")
+    ax.set_title(f"k = {rows[0]['k']}, alpha = {rows[0]['alpha']:g}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+# --- Notebook 03 (solution manifolds): the 2-D toy of ``manifolds`` -----------------------------------------
+
+def manifold_trajectories(ax, tasks, paths: dict, points: dict | None = None, box: float = 4.0):
+    """The task curves (grey), meta-training paths (one colour each) and marked points (stars) in the plane."""
+    import numpy as np
+
+    t = np.linspace(0, 2 * np.pi, 400)
+    for kind, a, r in zip(tasks.kind.tolist(), tasks.a.numpy(), tasks.r.numpy()):
+        if kind == 0:  # circle
+            ax.plot(a[0] + r * np.cos(t), a[1] + r * np.sin(t), color="gray", lw=1.5)
+        else:  # line n . phi = b: through b n, along the tangent
+            s = np.linspace(-3 * box, 3 * box, 2)
+            ax.plot(r * a[0] - s * a[1], r * a[1] + s * a[0], color="gray", lw=1.5)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, path) in enumerate(paths.items()):
+        path = np.asarray(path)
+        ax.plot(path[:, 0], path[:, 1], ".-", ms=3, lw=1, color=colours[i % len(colours)], label=name)
+    for i, (name, point) in enumerate((points or {}).items()):
+        ax.plot(*np.asarray(point), "*", ms=14, mec="k", color=colours[(i + len(paths)) % len(colours)], label=name)
+    ax.set_xlim(-box, box)
+    ax.set_ylim(-box, box)
+    ax.set_aspect("equal")
+    ax.set_xlabel("phi_1")
+    ax.set_ylabel("phi_2")
+    ax.legend(fontsize=7, loc="upper left")
+    return ax

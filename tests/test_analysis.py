@@ -113,3 +113,23 @@ def test_the_remainder_is_second_order_in_alpha(study):
         assert 1.7 <= s <= 2.3, (alg, s)
     for alg, by_k in study["slopes_by_k"].items():
         assert all(1.7 <= s <= 2.3 for s in by_k.values()), (alg, by_k)
+
+
+def test_direction_rates_match_finite_differences_of_loss_and_alignment(setup):
+    model, phi, batches = setup
+    avg_grad_t, avg_grad_inner_t = analysis.estimates(model, phi, batches)
+    avg_grad, avg_grad_inner = avg_grad_t.mean(0), avg_grad_inner_t.mean(0)
+    update = analysis.measured_update("reptile", model, phi, batches, 0.02)
+    rates = analysis.direction_rates(update, avg_grad, avg_grad_inner)
+    unit, h = update / update.norm(), 1e-5
+    sizes = [p.numel() for p in phi.values()]
+
+    def moved(s):
+        return {n: p - s * h * u.reshape(p.shape) for (n, p), u in zip(phi.items(), unit.split(sizes))}
+
+    def mean_loss(p):
+        return sum(model.loss(stack(p, 20), *b).mean() for b in batches).item() / len(batches)
+
+    assert (mean_loss(moved(-1)) - mean_loss(moved(1))) / (2 * h) == pytest.approx(rates["loss_decrease"], rel=1e-5)
+    fd = (analysis.alignment(model, moved(1), batches) - analysis.alignment(model, moved(-1), batches)) / (2 * h)
+    assert fd == pytest.approx(rates["alignment_increase"], rel=1e-5)
