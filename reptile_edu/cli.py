@@ -9,7 +9,8 @@ import json
 import sys
 import time
 
-from .config import budget, sine_config
+from .config import budget, sine_config, smoke_mode
+from .presets import FIG3_VARIANTS, PAPER, SCALES
 
 
 def _sine(args) -> dict:
@@ -48,8 +49,48 @@ def _expansion(args) -> dict:
     return {key: study[key] for key in ("rows", "slopes", "slopes_by_k", "alphas", "num_tasks", "hidden")}
 
 
+def _train(args) -> dict:
+    from . import presets, runs
+
+    overrides = {k: v for k, v in (("algorithm", args.algorithm), ("path", args.path), ("meta_iters", args.meta_iters),
+                                   ("device", args.device), ("seed", args.seed)) if v is not None}
+    if args.algorithm == "maml":
+        overrides["inner_optimizer"] = "sgd"  # second-order MAML differentiates through SGD steps only
+    config = presets.preset(args.preset, args.scale, args.variant, **overrides)
+    run_dir = args.run_dir or f"runs/{args.preset}-{args.variant or args.scale}"
+    return runs.train_run(config, run_dir, args.resume, args.checkpoint_every, args.data_root)
+
+
+def _eval(args) -> dict:
+    from . import runs
+    from .results import write_results
+
+    record = runs.evaluate_source(args.source, args.shots, args.tasks, args.eval_seed, args.device, args.data_root,
+                                  args.split)
+    for e in record["evaluations"]:
+        print(f"{e['ways']}-way {e['shots']}-shot {e['mode']:>16}: {e['accuracy']:.2f} +- {e['ci95']:.2f}% "
+              f"({e['tasks']} tasks)", file=sys.stderr)
+    if args.results:
+        write_results(args.results, record)
+        record["results"] = args.results
+    return record
+
+
+def _export(args) -> dict:
+    from . import runs
+
+    return runs.export_run(args.run_dir, args.name, args.data_root)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m reptile_edu", description=__doc__)
+    parser = _Parser(prog="python -m reptile_edu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sine", help="meta-train the sine toy and write the adaptation figure")
     p.add_argument("--out", required=True, help="where to write the figure (PNG)")
@@ -68,6 +109,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=None, help="MLP width (default 64 as the demo; smoke 16)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_expansion)
+
+    p = sub.add_parser("train", help="meta-train a preset with periodic checkpoints (resumable)")
+    p.add_argument("--preset", required=True, choices=["sine", *PAPER])
+    p.add_argument("--scale", default="smoke" if smoke_mode() else "paper", choices=SCALES)
+    p.add_argument("--variant", choices=list(FIG3_VARIANTS), help="Figure 3 run (omniglot-fig3 only)")
+    p.add_argument("--algorithm", choices=["reptile", "fomaml", "maml", "joint"])
+    p.add_argument("--path", choices=["faithful", "vectorised"])
+    p.add_argument("--meta-iters", type=int)
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--run-dir", help="default runs/PRESET-SCALE")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpoint in --run-dir")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="meta-iterations between checkpoints")
+    p.add_argument("--data-root", help="holds omniglot/ and miniimagenet/ (or is a dataset folder itself)")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("eval", help="the official evaluation (both modes) of a run or checkpoint")
+    p.add_argument("source", help="a run directory, a run checkpoint, or a shipped checkpoint (name or path)")
+    p.add_argument("--shots", nargs="+", type=int, default=[1, 5])
+    p.add_argument("--tasks", type=int, default=budget(10_000, 4))
+    p.add_argument("--eval-seed", type=int, default=0)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--results", help="write a results file (results/NAME.json)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--data-root")
+    p.set_defaults(run=_eval)
+
+    p = sub.add_parser("export", help="turn a run checkpoint into a shipped checkpoint")
+    p.add_argument("run_dir")
+    p.add_argument("--name", required=True, help="writes reptile_edu/checkpoints/NAME.pt")
+    p.add_argument("--data-root")
+    p.set_defaults(run=_export)
     return parser
 
 

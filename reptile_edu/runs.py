@@ -1,0 +1,140 @@
+"""Runs that never lose work: train with periodic atomic checkpoints and resume, evaluate into results files,
+export a shipped checkpoint. The CLI is a thin layer over these; notebooks may call them directly.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoints, evaluation, presets, results
+from .config import Config
+from .train import TrainState, build_model, load_dataset, meta_train
+from .utils import progress_bar, write_json
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+EXPORT_CHECK = dict(tasks=20, shots=1, eval_seed=0)  # re-evaluated by a test: must reproduce exactly on CPU
+
+
+def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: int = 500, data_root=None,
+              show_progress: bool = True, dataset=None) -> dict:
+    """Train ``config`` in ``run_dir``: checkpoint every ``checkpoint_every`` iterations and at the end.
+
+    ``resume`` continues the run's checkpoint (which must be of the same config: anything else is refused);
+    without it, an existing checkpoint is never overwritten. Divergence (NaN/inf) stops the run with an error
+    and leaves the last good checkpoint in place.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1 (got {checkpoint_every})")
+    if resume:
+        state = TrainState.from_state_dict(checkpoints.load_run(path, config.to_dict()))
+    elif path.exists():
+        raise ValueError(f"{run_dir} already holds a run checkpoint: pass --resume to continue it, "
+                         f"or choose another --run-dir")
+    else:
+        state = TrainState.new(config)
+    if dataset is None and config.dataset != "sine":
+        dataset = load_dataset(config, "train", data_root)
+    start_iteration, save_seconds = state.iteration, []
+    bar = progress_bar(config.meta_iters, config.preset) if show_progress else None
+    if bar and start_iteration:
+        bar({"event": "step", "iteration": start_iteration, "meta_step": config.meta_step_at(start_iteration),
+             "loss": float("nan")})
+
+    def save(live: TrainState):
+        save_seconds.append(checkpoints.save_run(path, live.state_dict()))
+        write_json(run_dir / HISTORY, live.history.to_dict() | {"iteration": live.iteration})
+
+    def callback(event):
+        if bar:
+            bar(event)
+        if event["event"] == "step" and event["iteration"] % checkpoint_every == 0:
+            save(event["state"])
+
+    if state.iteration < config.meta_iters:
+        meta_train(config, callback=callback, dataset=dataset, state=state)
+    if not save_seconds or state.iteration % checkpoint_every:
+        save(state)
+    wall = state.history.wall_s
+    return {"run_dir": str(run_dir), "checkpoint": str(path), "preset": config.preset,
+            "meta_iters_run": state.iteration, "meta_iters_schedule": config.meta_iters,
+            "resumed_from": start_iteration, "train_wall_s": round(wall, 2),
+            "it_per_s": round(state.iteration / max(wall, 1e-9), 2),
+            "checkpoint_save_s": round(sum(save_seconds) / len(save_seconds), 4)}
+
+
+def _load_model_source(source) -> dict:
+    """A run directory, a run checkpoint or a shipped checkpoint (name or path) -> params, state, config, ..."""
+    p = Path(source)
+    run_file = p / CHECKPOINT if p.is_dir() else p
+    if run_file.is_file():
+        try:
+            saved = checkpoints.load_run(run_file)
+        except checkpoints.CheckpointError as run_error:
+            if "not a reptile_edu run checkpoint" not in str(run_error):
+                raise
+        else:
+            history = saved["history"]
+            return {"params": saved["phi"], "inner_state": saved["inner_state"], "config": saved["config"],
+                    "meta_iters_run": saved["iteration"], "train_wall_s": history["wall_s"], "checkpoint": str(run_file)}
+    shipped = checkpoints.load_shipped(source)
+    prov = shipped["provenance"]
+    return {"params": shipped["params"], "inner_state": shipped["inner_state"], "config": shipped["config"],
+            "meta_iters_run": prov["meta_iters_run"], "train_wall_s": prov["train_wall_s"],
+            "checkpoint": str(checkpoints.shipped_path(source))}
+
+
+def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 0, device: str = "cpu",
+                    data_root=None, split: str = "test", dataset=None) -> dict:
+    """The official evaluation of a run or checkpoint: one adaptation per task, both modes; a results record."""
+    loaded = _load_model_source(source)
+    config = Config(**loaded["config"]).replace(device=device)
+    if config.dataset == "sine":
+        raise ValueError("eval is for the image presets; the sine toy is evaluated by `python -m reptile_edu sine`")
+    model = build_model(config)
+    dataset = (dataset if dataset is not None else load_dataset(config, split, data_root)).to(device)
+    params = {k: v.to(device) for k, v in loaded["params"].items()}
+    state = loaded["inner_state"]
+    if state is not None:
+        state = {"v": {k: v.to(device) for k, v in state["v"].items()}, "t": state["t"].to(device)}
+    evaluations = []
+    for k in shots:
+        batch = presets.eval_batch_size(config.preset, k, config.eval_batch_size)
+        out = evaluation.evaluate(model, params, state, dataset, config.num_classes, k, tasks, batch,
+                                  config.eval_inner_iters, config.inner_lr, eval_seed, config.inner_optimizer)
+        for mode in evaluation.MODES:
+            evaluations.append({"ways": config.num_classes, "shots": k, "mode": mode.replace("_", "-"),
+                                "tasks": tasks, "accuracy": round(out[mode]["accuracy"], 4),
+                                "ci95": round(out[mode]["ci95"], 4), "eval_seed": eval_seed,
+                                "eval_batch": batch, "eval_wall_s": round(out["eval_wall_s"], 2)})
+    return {"preset": config.preset, "algorithm": config.algorithm, "path": config.path,
+            "meta_iters_run": loaded["meta_iters_run"], "meta_iters_schedule": config.meta_iters,
+            "train_wall_s": round(loaded["train_wall_s"], 2), "device": results.device_name(device),
+            "torch": str(torch.__version__), "commit": results.commit(), "seed": config.seed,
+            "checkpoint": loaded["checkpoint"], "split": split, "evaluations": evaluations}
+
+
+def export_run(run_dir, name: str, data_root=None, dataset=None) -> dict:
+    """Run checkpoint -> shipped checkpoint ``reptile_edu/checkpoints/NAME.pt``, with the accuracy of a fixed
+    20-task CPU evaluation stored beside the weights (a test re-evaluates it and expects the same number)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"export name must be a plain file name (got {name!r})")
+    saved = checkpoints.load_run(Path(run_dir) / CHECKPOINT)
+    config = Config(**saved["config"]).replace(device="cpu")
+    check = evaluation.evaluate(build_model(config), saved["phi"], saved["inner_state"],
+                                dataset if dataset is not None else load_dataset(config, "test", data_root),
+                                config.num_classes, EXPORT_CHECK["shots"], EXPORT_CHECK["tasks"],
+                                presets.eval_batch_size(config.preset, EXPORT_CHECK["shots"], config.eval_batch_size),
+                                config.eval_inner_iters, config.inner_lr, EXPORT_CHECK["eval_seed"],
+                                config.inner_optimizer)
+    provenance = {"meta_iters_run": saved["iteration"], "meta_iters_schedule": config.meta_iters,
+                  "train_wall_s": saved["history"]["wall_s"], "commit": results.commit(), "torch": str(torch.__version__),
+                  "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "check": dict(EXPORT_CHECK, **{m: check[m]["accuracy"] for m in evaluation.MODES})}
+    path = checkpoints.shipped_path(name)
+    checkpoints.save_shipped(path, saved["phi"], saved["inner_state"], saved["config"], provenance)
+    return {"checkpoint": str(path), "bytes": path.stat().st_size, "check": provenance["check"]}

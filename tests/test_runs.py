@@ -1,0 +1,176 @@
+"""Runs that never lose work: checkpoints, bit-exact resume (a real process killed mid-run), divergence,
+shipped checkpoints, results files and the CLI's one-line errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reptile_edu import checkpoints, runs, train
+from reptile_edu.config import Config
+from reptile_edu.presets import preset
+from reptile_edu.results import read_results, write_results
+from reptile_edu.tasks import ImageDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_omniglot(classes=12, per_class=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = (torch.rand(classes, per_class, 1, 28, 28, generator=gen) > 0.7).to(torch.uint8) * 255
+    return ImageDataset(images, [f"c{i}" for i in range(classes)], "tiny/train")
+
+
+def tiny_config(**kw):
+    return preset("omniglot-5way", "smoke", meta_iters=12, meta_batch_size=2, train_shots=3, inner_batch_size=5,
+                  inner_iters=2, eval_inner_iters=3, **kw)
+
+
+def _equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_continues_bit_exactly(tmp_path):
+    data, config = tiny_omniglot(), tiny_config()
+    whole = runs.train_run(config, tmp_path / "whole", checkpoint_every=4, show_progress=False, dataset=data)
+
+    def interrupt_after_5(event):  # checkpoint at 4, then the run dies during iteration 6
+        if event["event"] == "step" and event["iteration"] == 4:
+            checkpoints.save_run(tmp_path / "cut" / "checkpoint.pt", event["state"].state_dict())
+        if event["event"] == "step" and event["iteration"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.meta_train(config, dataset=data, state=train.TrainState.new(config), callback=interrupt_after_5)
+    resumed = runs.train_run(config, tmp_path / "cut", resume=True, checkpoint_every=4, show_progress=False,
+                             dataset=data)
+    assert resumed["resumed_from"] == 4 and resumed["meta_iters_run"] == whole["meta_iters_run"] == 12
+    a = checkpoints.load_run(tmp_path / "whole" / "checkpoint.pt")
+    b = checkpoints.load_run(tmp_path / "cut" / "checkpoint.pt")
+    assert _equal(a["phi"], b["phi"])
+    assert _equal(a["inner_state"]["v"], b["inner_state"]["v"])
+    assert torch.equal(a["inner_state"]["t"], b["inner_state"]["t"])
+    assert a["history"]["losses"] == b["history"]["losses"]
+
+
+def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
+    """A real `python -m reptile_edu train` is killed after its first checkpoints and resumed."""
+    env = dict(os.environ, TQDM_DISABLE="1", REPTILE_EDU_SMOKE="0")
+    args = [sys.executable, "-m", "reptile_edu", "train", "--preset", "sine", "--meta-iters", "1500",
+            "--checkpoint-every", "100"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--run-dir", str(killed)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    history = killed / "history.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and json.loads(history.read_text())["iteration"] >= 200:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = checkpoints.load_run(killed / "checkpoint.pt")["iteration"]
+    assert 0 < done_before < 1500, "the process finished before it could be killed; lengthen the run"
+    out = subprocess.run(args + ["--run-dir", str(killed), "--resume"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["resumed_from"] == done_before and report["meta_iters_run"] == 1500
+    whole = runs.train_run(preset("sine", meta_iters=1500), tmp_path / "whole", checkpoint_every=1500,
+                           show_progress=False)
+    assert whole["meta_iters_run"] == 1500
+    a = checkpoints.load_run(killed / "checkpoint.pt")["phi"]
+    b = checkpoints.load_run(tmp_path / "whole" / "checkpoint.pt")["phi"]
+    assert _equal(a, b)
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = train.sample_batches
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        batches = real(*args, **kwargs)
+        if calls["n"] > 6:
+            batches = [(x * float("nan"), y) for x, y in batches]
+        return batches
+
+    monkeypatch.setattr(train, "sample_batches", poisoned)
+    with pytest.raises(FloatingPointError, match="diverged at meta-iteration 6"):
+        runs.train_run(tiny_config(), tmp_path, checkpoint_every=5, show_progress=False, dataset=tiny_omniglot())
+    saved = checkpoints.load_run(tmp_path / "checkpoint.pt")
+    assert saved["iteration"] == 5 and all(torch.isfinite(v).all() for v in saved["phi"].values())
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    runs.train_run(tiny_config(), tmp_path / "run", checkpoint_every=6, show_progress=False, dataset=tiny_omniglot())
+    good = tmp_path / "run" / "checkpoint.pt"
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(checkpoints.CheckpointError, match="corrupt or truncated"):
+        checkpoints.load_run(truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("<html>not a checkpoint</html>")
+    with pytest.raises(checkpoints.CheckpointError, match="corrupt or truncated"):
+        checkpoints.load_run(garbage)
+    with pytest.raises(checkpoints.CheckpointError, match="another run.*num_classes"):
+        checkpoints.load_run(good, tiny_config(num_classes=20).to_dict())
+    with pytest.raises(ValueError, match="--resume"):
+        runs.train_run(tiny_config(), tmp_path / "run", show_progress=False, dataset=tiny_omniglot())
+    with pytest.raises(FileNotFoundError, match="no run checkpoint"):
+        runs.train_run(tiny_config(), tmp_path / "empty", resume=True, show_progress=False, dataset=tiny_omniglot())
+    assert not list((tmp_path / "run").glob(".*tmp")), "a temporary file was left behind"
+
+
+def test_export_reads_back_with_weights_only_and_reproduces_its_check(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", tmp_path / "shipped")
+    data = tiny_omniglot()
+    runs.train_run(tiny_config(), tmp_path / "run", checkpoint_every=12, show_progress=False, dataset=data)
+    out = runs.export_run(tmp_path / "run", "tiny", dataset=data)
+    assert out["bytes"] < 1_000_000
+    shipped = torch.load(out["checkpoint"], weights_only=True)
+    assert shipped["provenance"]["meta_iters_run"] == 12
+    record = runs.evaluate_source("tiny", shots=[1], tasks=20, dataset=data)
+    got = {e["mode"]: e["accuracy"] for e in record["evaluations"]}
+    check = shipped["provenance"]["check"]
+    assert got["transductive"] == round(check["transductive"], 4)
+    assert got["non-transductive"] == round(check["non_transductive"], 4)
+    write_results(tmp_path / "r.json", record)
+    assert read_results(tmp_path / "r.json")["evaluations"][0]["tasks"] == 20
+    (tmp_path / "bad.json").write_text(json.dumps({**record, "evaluations": [{"mode": "x"}]}))
+    with pytest.raises(ValueError, match="misses keys"):
+        read_results(tmp_path / "bad.json")
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "reptile_edu", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, **(env or {})))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--preset", "omniglot"), "invalid choice"),
+    (("train", "--preset", "omniglot-5way", "--data-root", "/nonexistent/data"), "omniglot"),
+    (("eval", "/nonexistent/run"), "no shipped checkpoint"),
+])
+def test_cli_user_errors_are_one_line_without_traceback(args, message):
+    out = _cli(*args, env={"REPTILE_EDU_CACHE": "/tmp/reptile_edu_test_cache"})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr and message in lines[0], out.stderr
+
+
+def test_cli_refuses_a_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    out = _cli("eval", str(tmp_path))
+    assert out.returncode == 2 and "corrupt or truncated" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_divergence_message_names_the_fix():
+    with pytest.raises(FloatingPointError, match="lower inner_lr"):
+        train.meta_train(Config(inner_lr=1e6, meta_step_size=1.0, meta_iters=50))
