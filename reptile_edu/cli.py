@@ -89,6 +89,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
+def _download(args) -> dict:
+    from pathlib import Path
+
+    from .data.download import download_omniglot
+
+    root = download_omniglot(Path(args.data_root) / "omniglot" if args.data_root else None)
+    return {"dataset": "omniglot", "root": str(root)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m reptile_edu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="writes reptile_edu/checkpoints/NAME.pt")
     p.add_argument("--data-root")
     p.set_defaults(run=_export)
+
+    p = sub.add_parser("download", help="fetch Omniglot's original zips (checked; Mini-ImageNet is never downloaded)")
+    p.add_argument("dataset", choices=["omniglot"])
+    p.add_argument("--data-root", help="default $REPTILE_EDU_DATA or ~/.cache/reptile_edu/data")
+    p.set_defaults(run=_download)
     return parser
 
 

@@ -42,9 +42,9 @@ SOURCE = "omniglot-v1"  # bump when decoding changes, so old caches are never re
 
 def _missing(root: Path, what: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"Omniglot not found: {what} in {root}. Put images_background.zip and images_evaluation.zip (download "
-        f"https://github.com/brendenlake/omniglot/raw/master/python/images_background.zip and .../images_evaluation.zip) "
-        f"in that folder (or their extracted folders), or set {DATA_ENV} to a folder holding omniglot/.")
+        f"Omniglot not found: {what} in {root}. Run `python -m reptile_edu download omniglot` (fetches "
+        f"https://github.com/brendenlake/omniglot/raw/master/python/images_background.zip and images_evaluation.zip), "
+        f"or put those zips (or their extracted folders) in that folder, or set {DATA_ENV} to a folder holding omniglot/.")
 
 
 def locate(root) -> dict[str, Path]:
