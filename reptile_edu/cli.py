@@ -1,6 +1,6 @@
 """``python -m reptile_edu ...``: parse arguments, build a config, run, print; the last stdout line is JSON.
 
-User errors (bad values, missing files, divergence) print one line on stderr and exit with status 2.
+User errors (bad values, missing files or network, divergence) print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         result = args.run(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:  # OSError: missing files, no network, no permission
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result["wall_s"] = round(time.perf_counter() - start, 2)

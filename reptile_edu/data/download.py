@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -31,13 +32,17 @@ def fetch(url: str, target: Path, size: int | None, md5: str | None, timeout: fl
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     digest, written, head = hashlib.md5(), 0, b""
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                if len(head) < 4:
-                    head += chunk[:4]
-                digest.update(chunk)
-                out.write(chunk)
-                written += len(chunk)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 20):
+                    if len(head) < 4:
+                        head += chunk[:4]
+                    digest.update(chunk)
+                    out.write(chunk)
+                    written += len(chunk)
+        except urllib.error.URLError as exc:
+            raise OSError(f"could not download {url} ({exc.reason}); check the connection, or download it by "
+                          f"hand into {target.parent}") from None
         if not head.startswith(ZIP_MAGIC):
             kind = "an HTML page" if head[:1] == b"<" else "not a zip file"
             raise ValueError(f"download of {url} gave {kind} ({written} bytes), not the dataset: the link may have "
