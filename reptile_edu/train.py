@@ -155,9 +155,9 @@ def _clone(state):
 
 
 def meta_train(config: Config, callback=None, params: Params | None = None, eval_set=None, *,
-               dataset=None, state: TrainState | None = None) -> History:
-    """Meta-train from ``params`` (default: a fresh seeded initialisation), or continue ``state``, to
-    ``config.meta_iters`` and return the History.
+               dataset=None, state: TrainState | None = None, until: int | None = None) -> History:
+    """Meta-train from ``params`` (default: a fresh seeded initialisation), or continue ``state`` (updated in
+    place), to ``config.meta_iters`` (or stop after iteration ``until``, same schedule) and return the History.
 
     ``callback(event)`` receives dicts: ``{"event": "step", "iteration", "meta_iters", "meta_step", "loss",
     "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint) and ``{"event":
@@ -187,7 +187,8 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
         if callback:
             callback({"event": "eval", "iteration": iteration, **result, "params": phi})
 
-    while state.iteration < config.meta_iters:
+    stop = config.meta_iters if until is None else min(until, config.meta_iters)
+    while state.iteration < stop:
         i = state.iteration
         if i % config.eval_interval == 0:
             evaluate(i)
@@ -208,7 +209,8 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
         if callback:
             callback({"event": "step", "iteration": i + 1, "meta_iters": config.meta_iters,
                       "meta_step": eps, "loss": loss, "state": state})
-    evaluate(config.meta_iters)
+    if stop == config.meta_iters:
+        evaluate(config.meta_iters)
     history.wall_s = time.perf_counter() - start
     history.params = phi
     history.inner_state = state.inner_state
