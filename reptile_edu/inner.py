@@ -100,7 +100,7 @@ def merge_states(start: dict | None, end: dict) -> dict:
     merged = {}
     for name, v in end["v"].items():
         contrib = v if start is None else v - ADAM_BETA2 ** k * start["v"][name]
-        total = (decay.to(v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
+        total = (decay.to(v.device, v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
         merged[name] = total if start is None else total + ADAM_BETA2 ** (T * k) * start["v"][name]
     return {"v": merged, "t": t0 + T * k}
 
