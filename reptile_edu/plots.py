@@ -236,3 +236,58 @@ def accuracy_at_equal_compute(axes, accuracy: dict):
         ax_omni.set_ylabel("5-way accuracy (%)")
         ax_omni.set_title(f"Omniglot, {omni[0]['meta_iters']} meta-iterations each (dashed: chance)", fontsize=9)
     return axes
+
+
+# --- Notebook 07 (first order vs MAML): cost per meta-iteration and accuracy at equal compute ----------------
+
+def cost_vs_k(axes, devices: dict):
+    """Seconds per meta-iteration and memory against k (log-log), one colour per algorithm, one marker per
+    device; ``devices`` maps a device name to a ``benchmarks/costs.py`` results file. Memory: solid = bytes
+    held by the autograd graph, dotted = peak RSS growth of a fresh process (where measured)."""
+    ax_time, ax_mem = axes
+    markers = dict(zip(sorted(devices), "osD^v"))
+    for device, data in sorted(devices.items()):
+        for alg in ("maml", "fomaml", "reptile"):
+            rows = sorted((r for r in data["rows"] if r["algorithm"] == alg), key=lambda r: r["k"])
+            if not rows:
+                continue
+            ks = [r["k"] for r in rows]
+            style = dict(color=ALG_COLOURS[alg], marker=markers[device])
+            ax_time.plot(ks, [r["median_s"] for r in rows], label=f"{alg} ({device})", **style)
+            ax_mem.plot(ks, [r["saved_peak_bytes"] / 2**20 for r in rows], label=f"{alg} graph ({device})", **style)
+            rss = [(r["k"], r["rss_delta_bytes"] / 2**20) for r in rows if r.get("rss_delta_bytes")]
+            if rss:
+                ax_mem.plot(*zip(*rss), ls=":", alpha=0.7, label=f"{alg} RSS ({device})", **style)
+    for ax, ylabel in ((ax_time, "seconds per meta-iteration"), (ax_mem, "peak memory (MiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("k (minibatches = gradient evaluations per task)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    return axes
+
+
+def accuracy_at_equal_compute(axes, accuracy: dict):
+    """Sine: MSE after 32 steps (lower is better, 95% CI); Omniglot: 1- and 5-shot accuracy (transductive),
+    each bar labelled with the training wall time it took at the same number of gradient evaluations."""
+    ax_sine, ax_omni = axes
+    sine = accuracy["sine"]
+    bars = ax_sine.bar([r["algorithm"] for r in sine], [r["mse"] for r in sine], yerr=[r["mse_ci95"] for r in sine],
+                       color=[ALG_COLOURS[r["algorithm"]] for r in sine], capsize=4)
+    ax_sine.bar_label(bars, [f"{r['train_wall_s']:.0f} s" for r in sine], fontsize=8)
+    ax_sine.set_ylabel("grid MSE after 32 steps")
+    ax_sine.set_title(f"sine, {sine[0]['gradient_evaluations']:,} gradient evaluations each", fontsize=9)
+    omni = accuracy["omniglot"]
+    if omni:
+        width = 0.38
+        for j, shots in enumerate((1, 5)):
+            xs = [i + (j - 0.5) * width for i in range(len(omni))]
+            res = [r[f"{shots}shot"]["transductive"] for r in omni]
+            bars = ax_omni.bar(xs, [x["accuracy"] for x in res], width, yerr=[x["ci95"] for x in res], capsize=3,
+                               color=[ALG_COLOURS[r["algorithm"]] for r in omni], alpha=0.5 + 0.5 * j)
+            ax_omni.bar_label(bars, [f"{shots}-shot" for _ in omni], fontsize=7)
+        ax_omni.set_xticks(range(len(omni)), [f"{r['algorithm']}\n{r['train_wall_s']:.0f} s" for r in omni])
+        ax_omni.axhline(20, color="gray", ls="--", lw=1)
+        ax_omni.set_ylabel("5-way accuracy (%)")
+        ax_omni.set_title(f"Omniglot, {omni[0]['meta_iters']} meta-iterations each (dashed: chance)", fontsize=9)
+    return axes
