@@ -1,6 +1,7 @@
 """Paper section 5 checked numerically: Hessian-vector products, the two AvgGradInner forms, the ordering
 average, and the fitted leading-order coefficients and O(alpha^2) remainder of MAML, FOMAML and Reptile."""
 import itertools
+import json
 import math
 
 import pytest
@@ -133,3 +134,14 @@ def test_direction_rates_match_finite_differences_of_loss_and_alignment(setup):
     assert (mean_loss(moved(-1)) - mean_loss(moved(1))) / (2 * h) == pytest.approx(rates["loss_decrease"], rel=1e-5)
     fd = (analysis.alignment(model, moved(1), batches) - analysis.alignment(model, moved(-1), batches)) / (2 * h)
     assert fd == pytest.approx(rates["alignment_increase"], rel=1e-5)
+
+
+def test_expansion_command_ends_with_the_interface_json(capsys):
+    from reptile_edu import cli
+
+    assert cli.main(["expansion", "--ks", "2", "3", "--alphas", "1e-3", "2e-3", "--tasks", "4", "--hidden", "8"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out["slopes"]) == {"maml", "fomaml", "reptile"} and len(out["rows"]) == 3 * 2 * 2
+    assert {"alg", "k", "alpha", "fit_a", "fit_a_se", "fit_b", "fit_b_se", "theory_a", "theory_b"} <= set(out["rows"][0])
+    assert cli.main(["expansion", "--ks", "1"]) == 2  # a user error: one line on stderr, no traceback
+    assert "ks must all be >= 2" in capsys.readouterr().err
