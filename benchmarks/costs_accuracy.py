@@ -1,6 +1,6 @@
 """Accuracy at equal compute: Reptile, FOMAML and second-order MAML on the sine toy and a small Omniglot run.
 
-    python benchmarks/costs_accuracy.py                       # a few minutes on this CPU
+    python benchmarks/costs_accuracy.py                       # a few CPU minutes (longer on a shared CPU)
     REPTILE_EDU_SMOKE=1 python benchmarks/costs_accuracy.py   # seconds
 
 Equal compute = equal gradient evaluations: every algorithm gets the same meta-iterations, meta-batch and k
@@ -75,9 +75,9 @@ SINE_EVAL = evaluation.sine_eval_set(100)
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sine-iters", type=int, default=budget(1_000, 10))
-    parser.add_argument("--omniglot-iters", type=int, default=budget(300, 3))
-    parser.add_argument("--tasks", type=int, default=budget(200, 5))
-    parser.add_argument("--eval-iters", type=int, default=budget(20, 2))
+    parser.add_argument("--omniglot-iters", type=int, default=budget(100, 3))
+    parser.add_argument("--tasks", type=int, default=budget(100, 5))
+    parser.add_argument("--eval-iters", type=int, default=budget(10, 2))
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "omniglot"))
     parser.add_argument("--skip-omniglot", action="store_true")
     parser.add_argument("--out", default=None)
