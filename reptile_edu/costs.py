@@ -15,7 +15,8 @@ Memory, measured two ways, because a CPU has no allocator counter like ``torch.c
     graph node still holds it. Exact, deterministic and identical on any device; it is the quantity that makes
     MAML's memory grow with k. It leaves out transient buffers (gradients, workspace), so it is a lower bound.
   * ``rss_delta_bytes`` (cross-check): the peak resident-set growth of a fresh process over one meta-step
-    (``ru_maxrss`` after minus the RSS before, after a warm-up step at the smallest k and ``malloc_trim``).
+    (``ru_maxrss`` after minus the RSS before, after a warm-up step at the smallest k and ``malloc_trim``, with
+    glibc's mmap threshold fixed so that freed tensors leave the resident set; see ``rss_delta_bytes``).
     Includes everything (gradients, temporaries, allocator slack), but also malloc's habits, so it is noisy at
     small sizes; the warm-up's own peak is in ``ru_maxrss`` too, so small deltas are upper bounds.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -191,7 +193,11 @@ def rss_delta_bytes(algorithm: str, k: int, meta_batch_size: int = 5) -> int | N
     if not sys.platform.startswith("linux"):
         return None
     code = f"from reptile_edu.costs import rss_child; rss_child({algorithm!r}, {k}, {meta_batch_size})"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # A fixed mmap threshold makes glibc map every large tensor on its own and unmap it when freed. Without it
+    # the threshold adapts upwards, freed tensors stay in the heap, and RSS tracks what was ever allocated:
+    # Reptile then seemed to grow with k exactly like MAML (measured here before this fix).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["rss_delta_bytes"]
 
 
@@ -215,3 +221,51 @@ def cost_rows(ks=(1, 2, 5, 10, 20), algorithms=ALGORITHMS, meta_batch_size: int 
             if log:
                 log(row)
     return rows
+
+
+def load_results(folder) -> dict:
+    """``results/costs/*.json`` as {"devices": {device: cost file}, "accuracy": accuracy file or None}."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no results in {folder}: run `python benchmarks/costs.py` (and costs_accuracy.py)")
+    loaded = {p.stem: json.loads(p.read_text()) for p in files}
+    accuracy = loaded.pop("accuracy", None)
+    return {"devices": {data["device"]: data for data in loaded.values()}, "accuracy": accuracy}
+
+
+def takeaway_table(cost: dict, accuracy: dict | None, k: int = 5) -> list[dict]:
+    """Per algorithm: time and graph memory at ``k`` relative to Reptile, their growth from the smallest k
+    to the largest, and what each reached at equal compute (sine MSE, Omniglot 5-shot transductive)."""
+    rows = {(r["algorithm"], r["k"]): r for r in cost["rows"]}
+    ks = sorted({r["k"] for r in cost["rows"] if r["algorithm"] == "maml"})
+    base = rows[("reptile", k)]
+    table = []
+    for alg in ALGORITHMS:
+        r, lo, hi = rows[(alg, k)], rows[(alg, ks[0])], rows[(alg, ks[-1])]
+        entry = {"algorithm": alg, "k": k, "s_per_iter": r["median_s"], "time_vs_reptile": r["median_s"] /
+                 base["median_s"], "graph_mb": r["saved_peak_bytes"] / 2**20,
+                 "graph_vs_reptile": r["saved_peak_bytes"] / base["saved_peak_bytes"],
+                 f"graph_growth_k{ks[0]}_to_k{ks[-1]}": hi["saved_peak_bytes"] / lo["saved_peak_bytes"]}
+        if accuracy:
+            sine = {s["algorithm"]: s for s in accuracy["sine"]}
+            omni = {o["algorithm"]: o for o in accuracy["omniglot"]}
+            entry["sine_mse"] = sine[alg]["mse"] if alg in sine else None
+            entry["omniglot_5shot"] = omni[alg]["5shot"]["transductive"]["accuracy"] if alg in omni else None
+        table.append(entry)
+    return table
+
+
+def format_takeaway(table: list[dict]) -> str:
+    """The take-away table as aligned text."""
+    growth = next(key for key in table[0] if key.startswith("graph_growth"))
+    lines = [f"{'algorithm':10}{'s/iter':>9}{'x Reptile':>10}{'graph MB':>10}{'x Reptile':>10}"
+             f"{growth.replace('graph_growth_', 'growth '):>16}{'sine MSE':>10}{'Omni 5-shot %':>15}"]
+    for e in table:
+        mse, acc = e.get("sine_mse"), e.get("omniglot_5shot")
+        lines.append(f"{e['algorithm']:10}{e['s_per_iter']:>9.3f}{e['time_vs_reptile']:>10.1f}{e['graph_mb']:>10.1f}"
+                     f"{e['graph_vs_reptile']:>10.1f}{e[growth]:>16.1f}"
+                     f"{'-' if mse is None else f'{mse:.3f}':>10}{'-' if acc is None else f'{acc:.1f}':>15}")
+    return "\n".join(lines)
