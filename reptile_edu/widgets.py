@@ -65,3 +65,36 @@ def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None 
                     "meta_step_size": meta_step, "shots": shots, "meta_iters": iters}
     box.train_button, box.progress, box.output = button, progress, out
     return box
+
+
+def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_tasks: int = 20, seed: int = 0):
+    """Sliders for test-time adaptation steps, inner step size and shots; each change calls
+    ``episodes.explore`` (accuracy over ``num_tasks`` fixed tasks + one episode) and redraws the episode's
+    before/after predictions with ``episode_plots.plot_adaptation``."""
+    from . import episode_plots, episodes
+
+    style = {"description_width": "130px"}
+    steps = w.IntSlider(value=50, min=0, max=100, step=5, description="adaptation steps", style=style,
+                        continuous_update=False)
+    lr = w.FloatLogSlider(value=1e-3, base=10, min=-4, max=-1.5, description="inner step size", style=style,
+                          continuous_update=False)
+    shots = w.IntSlider(value=1, min=1, max=min(5, dataset.per_class - 1), description="shots", style=style,
+                        continuous_update=False)
+
+    def show(inner_iters, inner_lr, num_shots):
+        out = episodes.explore(model, phi, adam_state, dataset, num_classes, num_shots, inner_iters, inner_lr,
+                               num_tasks=num_tasks, seed=seed)
+        if out["accuracy"] is None:
+            print("0 steps: no adaptation; the episode below shows the meta-initialisation's own guesses")
+        else:
+            print(", ".join(f"{m.replace('_', '-')}: {a:.1f} ± {c:.1f}%" for m, (a, c) in out["accuracy"].items())
+                  + f"  ({num_tasks} tasks)")
+        fig = episode_plots.plot_adaptation(out["episode"], out["result"])
+        display(fig)
+        plt.close(fig)
+
+    out = w.interactive_output(show, {"inner_iters": steps, "inner_lr": lr, "num_shots": shots})
+    box = w.VBox([w.HBox([steps, lr, shots]), out])
+    box.controls = {"inner_iters": steps, "inner_lr": lr, "shots": shots}
+    box.output = out
+    return box

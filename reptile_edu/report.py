@@ -1,0 +1,103 @@
+"""The reproduction report: the paper's Tables 1 and 2 beside our results files.
+
+The paper's numbers are typed once, here, as the reference (paper-spec section 9). Ours are never typed: they
+are read from ``results/*.json`` (written by ``python -m reptile_edu eval``), validated, and matched to a paper
+cell by (preset, algorithm, shots, mode). A cell with no results file says "not yet run".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import checkpoints, presets
+from .results import read_results
+
+# (algorithm, evaluation mode) of each paper row; the MAML-paper rows are all transductive (paper-spec 9.2).
+ROWS = {"MAML + Transduction": ("maml", "transductive"),
+        "1st-order MAML + Transduction": ("fomaml", "transductive"),
+        "Reptile": ("reptile", "non-transductive"),
+        "Reptile + Transduction": ("reptile", "transductive")}
+# Columns: (preset, shots). Cells: (accuracy %, ± %, origin).
+TABLES = {
+    "Table 1: Mini-ImageNet 5-way": {
+        "columns": {"1-shot": ("miniimagenet-5way", 1), "5-shot": ("miniimagenet-5way", 5)},
+        "paper": {"MAML + Transduction": [(48.70, 1.84), (63.11, 0.92)],
+                  "1st-order MAML + Transduction": [(48.07, 1.75), (63.15, 0.91)],
+                  "Reptile": [(47.07, 0.26), (62.74, 0.37)],
+                  "Reptile + Transduction": [(49.97, 0.32), (65.99, 0.58)]}},
+    "Table 2: Omniglot": {
+        "columns": {"1-shot 5-way": ("omniglot-5way", 1), "5-shot 5-way": ("omniglot-5way", 5),
+                    "1-shot 20-way": ("omniglot-20way", 1), "5-shot 20-way": ("omniglot-20way", 5)},
+        "paper": {"MAML + Transduction": [(98.7, 0.4), (99.9, 0.1), (95.8, 0.3), (98.9, 0.2)],
+                  "1st-order MAML + Transduction": [(98.3, 0.5), (99.2, 0.2), (89.4, 0.5), (97.9, 0.1)],
+                  "Reptile": [(95.39, 0.09), (98.90, 0.10), (88.14, 0.15), (96.65, 0.33)],
+                  "Reptile + Transduction": [(97.68, 0.04), (99.48, 0.06), (89.43, 0.14), (97.12, 0.32)]}},
+}
+ORIGIN = {"MAML + Transduction": "MAML paper", "1st-order MAML + Transduction": "MAML paper"}
+NOT_RUN = "not yet run"
+
+
+def load_results(results_dir="results") -> dict[str, dict]:
+    """Every ``*.json`` directly in ``results_dir`` (sub-folders hold other studies), validated.
+
+    A malformed file is an error naming it (never silently skipped: a report that drops a run misleads).
+    """
+    folder = Path(results_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results folder at {folder}: run `python -m reptile_edu eval ... --results "
+                                f"{folder}/NAME.json` first")
+    return {p.name: read_results(p) for p in sorted(folder.glob("*.json"))}
+
+
+def require_checkpoint(name_or_path) -> dict:
+    """The shipped checkpoint, or a FileNotFoundError saying how to make it (the report needs it to re-evaluate)."""
+    return checkpoints.load_shipped(name_or_path)
+
+
+def _best(records: dict[str, dict], preset: str, algorithm: str, shots: int, mode: str):
+    """Our result for one paper cell: the longest schedule run, then the most tasks, then the file name."""
+    found = [(rec["meta_iters_run"], e["tasks"], name, rec, e) for name, rec in records.items()
+             if rec["preset"] == preset and rec["algorithm"] == algorithm
+             for e in rec["evaluations"] if e["shots"] == shots and e["mode"] == mode]
+    if not found:
+        return None
+    _, _, name, rec, e = max(found, key=lambda f: (f[0], f[1], f[2]))
+    return name, rec, e
+
+
+def comparison(records: dict[str, dict]) -> dict[str, list[dict]]:
+    """Per table, one row per (paper row, column): the paper's cell and ours (or "not yet run")."""
+    out = {}
+    for title, table in TABLES.items():
+        rows = []
+        for row, cells in table["paper"].items():
+            algorithm, mode = ROWS[row]
+            for (column, (preset, shots)), (acc, ci) in zip(table["columns"].items(), cells):
+                hit = _best(records, preset, algorithm, shots, mode)
+                entry = {"row": row, "column": column, "paper": f"{acc:.2f} ± {ci:.2f}",
+                         "origin": ORIGIN.get(row, "this paper"), "ours": NOT_RUN, "schedule": "", "device": "",
+                         "tasks": "", "file": ""}
+                if hit:
+                    name, rec, e = hit
+                    paper_iters = presets.PAPER[preset]["meta_iters"]
+                    entry.update(ours=f"{e['accuracy']:.2f} ± {e['ci95']:.2f}", device=rec["device"],
+                                 schedule=f"{rec['meta_iters_run']:,} of {paper_iters:,} meta-iters",
+                                 tasks=f"{e['tasks']:,}", file=name, diff=round(e["accuracy"] - acc, 2))
+                rows.append(entry)
+        out[title] = rows
+    return out
+
+
+def runs_table(records: dict[str, dict]) -> list[dict]:
+    """Every evaluation of every results file, flat (also the runs no paper cell shows, e.g. joint training)."""
+    return [{"file": name, "preset": rec["preset"], "algorithm": rec["algorithm"],
+             "meta_iters": f"{rec['meta_iters_run']:,}/{rec['meta_iters_schedule']:,}",
+             "train_wall_s": rec["train_wall_s"], "device": rec["device"], "shots": e["shots"], "mode": e["mode"],
+             "tasks": e["tasks"], "accuracy": f"{e['accuracy']:.2f} ± {e['ci95']:.2f}", "commit": rec["commit"]}
+            for name, rec in records.items() for e in rec["evaluations"]]
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    """A Markdown table of ``rows`` (dicts) restricted to ``columns``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
