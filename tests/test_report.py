@@ -1,0 +1,59 @@
+"""The reproduction report: reads only validated results files, says "not yet run", fails loudly."""
+import json
+
+import pytest
+
+from reptile_edu import checkpoints, report
+
+RECORD = {"preset": "omniglot-5way", "algorithm": "reptile", "path": "vectorised", "meta_iters_run": 3000,
+          "meta_iters_schedule": 3000, "train_wall_s": 1.0, "device": "cpu", "torch": "2", "commit": "abc",
+          "seed": 0, "checkpoint": "x.pt", "split": "test",
+          "evaluations": [{"ways": 5, "shots": 1, "mode": "transductive", "tasks": 100, "accuracy": 90.0,
+                           "ci95": 1.0, "eval_seed": 0, "eval_batch": 5, "eval_wall_s": 1.0}]}
+
+
+def _write(path, record):
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_cells_come_from_results_files_and_missing_ones_say_not_yet_run(tmp_path):
+    _write(tmp_path / "a.json", RECORD)
+    longer = json.loads(json.dumps(RECORD))
+    longer["meta_iters_run"] = longer["meta_iters_schedule"] = 10_000
+    longer["evaluations"][0]["accuracy"] = 93.5
+    _write(tmp_path / "b.json", longer)
+    (tmp_path / "costs").mkdir()  # sub-folders hold other studies and are not read
+    _write(tmp_path / "costs" / "c.json", {"not": "a results record"})
+    table = report.comparison(report.load_results(tmp_path))["Table 2: Omniglot"]
+    cell = next(r for r in table if r["row"] == "Reptile + Transduction" and r["column"] == "1-shot 5-way")
+    assert cell["ours"] == "93.50 ± 1.00" and cell["file"] == "b.json"  # the longest schedule wins
+    assert cell["paper"] == "97.68 ± 0.04" and cell["diff"] == pytest.approx(93.5 - 97.68)
+    others = [r for r in table if r is not cell]
+    assert others and all(r["ours"] == report.NOT_RUN for r in others)
+    assert "not yet run" in report.markdown(table, ["row", "ours"])
+
+
+def test_every_paper_cell_is_present_once():
+    rows = report.comparison({})
+    assert len(rows["Table 1: Mini-ImageNet 5-way"]) == 4 * 2 and len(rows["Table 2: Omniglot"]) == 4 * 4
+    assert all(r["ours"] == report.NOT_RUN for t in rows.values() for r in t)
+
+
+@pytest.mark.parametrize("content, message", [("{not json", "not valid JSON"),
+                                              (json.dumps({"preset": "omniglot-5way"}), "missing keys")])
+def test_malformed_results_file_fails_naming_it(tmp_path, content, message):
+    (tmp_path / "bad.json").write_text(content)
+    with pytest.raises(ValueError, match=message) as info:
+        report.load_results(tmp_path)
+    assert "bad.json" in str(info.value)
+
+
+def test_missing_results_folder_or_checkpoint_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="reptile_edu eval"):
+        report.load_results(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="export"):
+        report.require_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoints.CheckpointError):
+        report.require_checkpoint(tmp_path / "junk.pt")
