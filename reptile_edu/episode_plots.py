@@ -43,13 +43,15 @@ def plot_adaptation(episode, result, max_queries: int = 5):
 
 
 def live_training(meta_iters: int, every: int = 10, key: str = "non_transductive"):
-    """A ``meta_train`` callback redrawing the inner loss and the periodic few-shot accuracy in place
-    (d2l's ``display`` + ``clear_output(wait=True)``). Returns the callback; its ``.figure()`` draws the
-    final state (call it after training so a static image stays in the notebook)."""
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output, display
+    """A ``meta_train`` callback redrawing the inner loss and the periodic few-shot accuracy in place.
 
-    losses, evals = [], []
+    It updates one display slot (``display(display_id=True)`` then ``.update``) rather than clearing the cell,
+    so a progress bar in the same cell survives; the last drawing stays in the notebook as a static image.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    losses, evals, slot = [], [], []
 
     def figure():
         fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
@@ -70,11 +72,12 @@ def live_training(meta_iters: int, every: int = 10, key: str = "non_transductive
         elif event["event"] == "eval":
             evals.append((event["iteration"], event[key]))
         if event["event"] == "eval" or (event["event"] == "step" and event["iteration"] % every == 0):
-            clear_output(wait=True)
             fig = figure()
-            display(fig)
+            if slot and slot[0] is not None:
+                slot[0].update(fig)
+            else:  # first drawing (outside IPython display returns no handle: each drawing is shown anew)
+                slot[:] = [display(fig, display_id=True)]
             plt.close(fig)
 
-    callback.figure = figure
     callback.losses, callback.evals = losses, evals
     return callback

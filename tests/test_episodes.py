@@ -98,3 +98,14 @@ def test_episode_explorer_redraws_on_slider_change(tiny, monkeypatch):
                                    num_tasks=2)
     box.controls["inner_iters"].value = 5
     assert calls[-1] == 5
+
+
+def test_live_training_callback_records_and_draws(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    from reptile_edu import episode_plots
+    cb = episode_plots.live_training(4, every=2)
+    for i in range(1, 5):
+        cb({"event": "step", "iteration": i, "loss": float(10 - i), "meta_step": 1.0})
+    cb({"event": "eval", "iteration": 4, "transductive": 50.0, "non_transductive": 40.0})
+    assert cb.losses == [9.0, 8.0, 7.0, 6.0] and cb.evals == [(4, 40.0)]
