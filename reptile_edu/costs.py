@@ -15,17 +15,15 @@ Memory, measured two ways, because a CPU has no allocator counter like ``torch.c
     graph node still holds it. Exact, deterministic and identical on any device; it is the quantity that makes
     MAML's memory grow with k. It leaves out transient buffers (gradients, workspace), so it is a lower bound.
   * ``rss_delta_bytes`` (cross-check): the peak resident-set growth of a fresh process over one meta-step
-    (``ru_maxrss`` after minus the RSS before, after a warm-up step at the smallest k and ``malloc_trim``, with
-    glibc's mmap threshold fixed so that freed tensors leave the resident set; see ``rss_delta_bytes``).
-    Includes everything (gradients, temporaries, allocator slack), but also malloc's habits, so it is noisy at
-    small sizes; the warm-up's own peak is in ``ru_maxrss`` too, so small deltas are upper bounds.
+    (the high-water mark VmHWM, reset after a warm-up step at the smallest k and ``malloc_trim``, minus the RSS
+    before). Includes everything (gradients, temporaries, allocator slack), but also malloc's habits, so it is
+    noisy at small sizes.
 """
 from __future__ import annotations
 
 import ctypes
 import gc
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -165,6 +163,18 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def _peak_rss_bytes() -> int:
+    """This process's own high-water mark (VmHWM). Not ``ru_maxrss``: Linux carries that across fork and exec,
+    so a child started by a parent that once held 200 MB reports at least 200 MB (it did, here)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def _reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as f:  # "5": reset the high-water mark to the current RSS
+        f.write("5")
+
+
 def _malloc_trim() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -181,10 +191,10 @@ def rss_child(algorithm: str, k: int, meta_batch_size: int) -> None:
     model, phi, batches = omniglot_problem(k, meta_batch_size)
     gc.collect()
     _malloc_trim()  # hand freed heap pages back to the OS, so the baseline is what is really in use
+    _reset_peak_rss()
     before = _rss_bytes()
     _step(algorithm, model, phi, batches, 1e-3)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
-    print(json.dumps({"rss_delta_bytes": peak - before}))
+    print(json.dumps({"rss_delta_bytes": _peak_rss_bytes() - before}))
 
 
 def rss_delta_bytes(algorithm: str, k: int, meta_batch_size: int = 5) -> int | None:
@@ -193,11 +203,7 @@ def rss_delta_bytes(algorithm: str, k: int, meta_batch_size: int = 5) -> int | N
     if not sys.platform.startswith("linux"):
         return None
     code = f"from reptile_edu.costs import rss_child; rss_child({algorithm!r}, {k}, {meta_batch_size})"
-    # A fixed mmap threshold makes glibc map every large tensor on its own and unmap it when freed. Without it
-    # the threshold adapts upwards, freed tensors stay in the heap, and RSS tracks what was ever allocated:
-    # Reptile then seemed to grow with k exactly like MAML (measured here before this fix).
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["rss_delta_bytes"]
 
 
@@ -262,10 +268,10 @@ def format_takeaway(table: list[dict]) -> str:
     """The take-away table as aligned text."""
     growth = next(key for key in table[0] if key.startswith("graph_growth"))
     lines = [f"{'algorithm':10}{'s/iter':>9}{'x Reptile':>10}{'graph MB':>10}{'x Reptile':>10}"
-             f"{growth.replace('graph_growth_', 'growth '):>16}{'sine MSE':>10}{'Omni 5-shot %':>15}"]
+             f"{growth.replace('graph_growth_', 'growth '):>18}{'sine MSE':>10}{'Omni 5-shot %':>15}"]
     for e in table:
         mse, acc = e.get("sine_mse"), e.get("omniglot_5shot")
         lines.append(f"{e['algorithm']:10}{e['s_per_iter']:>9.3f}{e['time_vs_reptile']:>10.1f}{e['graph_mb']:>10.1f}"
-                     f"{e['graph_vs_reptile']:>10.1f}{e[growth]:>16.1f}"
+                     f"{e['graph_vs_reptile']:>10.1f}{e[growth]:>18.1f}"
                      f"{'-' if mse is None else f'{mse:.3f}':>10}{'-' if acc is None else f'{acc:.1f}':>15}")
     return "\n".join(lines)
