@@ -21,15 +21,6 @@ class Tiny(OmniglotCNN):
 MODEL = Tiny(3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on a busy 2-core machine: extra OpenMP threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy(num_classes=8, per_class=10, seed=0) -> ImageDataset:
     """Random 28x28 images; pixel [0, 0, 0] = the image's flat id (class * per_class + image)."""
     images = torch.randint(0, 256, (num_classes, per_class, 1, 28, 28), dtype=torch.uint8,

@@ -14,14 +14,6 @@ class Tiny(OmniglotCNN):
     features = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy(num_classes=8, per_class=6):
     """Pixel [0, 0, 0] = flat image id, pixel [0, 0, 1] = class."""
     images = torch.randint(0, 256, (num_classes, per_class, 1, 28, 28), dtype=torch.uint8,

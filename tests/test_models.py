@@ -11,15 +11,6 @@ from torch import nn
 from reptile_edu.models import TF_BN_EPSILON, MiniImageNetCNN, OmniglotCNN, num_parameters, stack
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on a busy 2-core machine: extra OpenMP threads only spin (seconds instead of ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("model, count", [(OmniglotCNN(5), 113_221), (OmniglotCNN(20), 117_076),
                                           (MiniImageNetCNN(5), 34_661)])
 def test_parameter_counts_match_the_spec(model, count):
