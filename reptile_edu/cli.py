@@ -50,7 +50,7 @@ def _expansion(args) -> dict:
 
 
 def _train(args) -> dict:
-    from . import presets, runs
+    from . import distributed, presets, runs
 
     overrides = {k: v for k, v in (("algorithm", args.algorithm), ("path", args.path), ("meta_iters", args.meta_iters),
                                    ("device", args.device), ("seed", args.seed)) if v is not None}
@@ -58,6 +58,7 @@ def _train(args) -> dict:
         overrides["inner_optimizer"] = "sgd"  # second-order MAML differentiates through SGD steps only
     config = presets.preset(args.preset, args.scale, args.variant, **overrides)
     run_dir = args.run_dir or f"runs/{args.preset}-{args.variant or args.scale}"
+    distributed.init_from_env(config.device)  # under torchrun: join the process group (gloo or NCCL)
     return runs.train_run(config, run_dir, args.resume, args.checkpoint_every, args.data_root)
 
 

@@ -82,7 +82,7 @@ def expand_state(state: dict | None, n: int) -> dict | None:
     return {"v": {k: v.expand(n, *v.shape[1:]) for k, v in state["v"].items()}, "t": state["t"].expand(n)}
 
 
-def merge_states(start: dict | None, end: dict) -> dict:
+def merge_states(start: dict | None, end: dict, first: int = 0, total: int | None = None) -> dict:
     """The *merged carry*: the vectorised path's rule for the Adam state carried past a meta-batch.
 
     The official code runs the tasks one after another, each starting from the state the previous one left.
@@ -92,17 +92,22 @@ def merge_states(start: dict | None, end: dict) -> dict:
     ``v = b^(T k) v0 + sum_j b^((T-1-j) k) (v_j - b^k v0)``, ``t = t0 + T k``, with b = beta2. The step count
     and the weighting are then exactly the faithful path's; only the gradients differ, because task j was
     adapted from ``start`` rather than from task j-1's state.
+
+    Sharded over processes (``distributed.py``), ``end`` holds tasks ``first .. first+T-1`` of ``total``: the
+    result is this shard's part of the sum (the ``start`` term belongs to the shard with ``first == 0``), and
+    the parts add up, by an all-reduce, to the unsharded merge.
     """
     T = end["t"].shape[0]
+    total = T if total is None else total
     t0 = start["t"] if start is not None else torch.zeros(1, dtype=end["t"].dtype, device=end["t"].device)
     k = int((end["t"][0] - t0[0]).item())
-    decay = ADAM_BETA2 ** (k * torch.arange(T - 1, -1, -1, dtype=torch.float64))
+    decay = ADAM_BETA2 ** (k * (total - 1 - torch.arange(first, first + T, dtype=torch.float64)))
     merged = {}
     for name, v in end["v"].items():
         contrib = v if start is None else v - ADAM_BETA2 ** k * start["v"][name]
-        total = (decay.to(v.device, v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
-        merged[name] = total if start is None else total + ADAM_BETA2 ** (T * k) * start["v"][name]
-    return {"v": merged, "t": t0 + T * k}
+        part = (decay.to(v.device, v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
+        merged[name] = part if start is None or first else part + ADAM_BETA2 ** (total * k) * start["v"][name]
+    return {"v": merged, "t": t0 + total * k}
 
 
 def run(model, params: Params, batches, optimizer: str, lr: float, state: dict | None = None,

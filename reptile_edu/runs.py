@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints, evaluation, presets, results
+from . import checkpoints, distributed, evaluation, presets, results
 from .config import Config
 from .train import TrainState, build_model, load_dataset, meta_train
 from .utils import progress_bar, write_json
@@ -40,12 +40,15 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
     if dataset is None and config.dataset != "sine":
         dataset = load_dataset(config, "train", data_root)
     start_iteration, save_seconds = state.iteration, []
-    bar = progress_bar(config.meta_iters, config.preset) if show_progress else None
+    writer = distributed.world()[0] == 0  # under torchrun only rank 0 writes and shows progress
+    bar = progress_bar(config.meta_iters, config.preset) if show_progress and writer else None
     if bar and start_iteration:
         bar({"event": "step", "iteration": start_iteration, "meta_step": config.meta_step_at(start_iteration),
              "loss": float("nan")})
 
     def save(live: TrainState):
+        if not writer:
+            return
         save_seconds.append(checkpoints.save_run(path, live.state_dict()))
         write_json(run_dir / HISTORY, live.history.to_dict() | {"iteration": live.iteration})
 
@@ -64,7 +67,8 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
             "meta_iters_run": state.iteration, "meta_iters_schedule": config.meta_iters,
             "resumed_from": start_iteration, "train_wall_s": round(wall, 2),
             "it_per_s": round(state.iteration / max(wall, 1e-9), 2),
-            "checkpoint_save_s": round(sum(save_seconds) / len(save_seconds), 4)}
+            "checkpoint_save_s": round(sum(save_seconds) / max(len(save_seconds), 1), 4),
+            "processes": distributed.world()[1]}
 
 
 def _load_model_source(source) -> dict:

@@ -5,13 +5,12 @@ bars or widgets while this module knows nothing of them; tests call it with no U
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from . import evaluation, meta, tasks
+from . import distributed, evaluation, meta, tasks
 from .config import DATASETS, Config
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP
@@ -173,6 +172,10 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
         dataset = (dataset if dataset is not None else load_dataset(config)).to(config.device)
     history, phi = state.history, state.phi
     carry = config.inner_state == "carry"
+    dtype = next(iter(phi.values())).dtype  # batches follow the parameters (float64 for exact comparisons)
+    world_size = distributed.world()[1]
+    if world_size > 1 and config.path != "vectorised":
+        raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
     start = time.perf_counter() - history.wall_s
 
     def evaluate(iteration):
@@ -193,13 +196,19 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
         if i % config.eval_interval == 0:
             evaluate(i)
         eps = config.meta_step_at(i)
-        batches = sample_batches(config, state.generator, dataset)
-        if config.device != "cpu":
-            batches = [(x.to(config.device), y.to(config.device)) for x, y in batches]
-        d, state.inner_state, losses = meta.meta_step(config.algorithm, model, phi, batches, config.inner_optimizer,
-                                                      config.inner_lr, state.inner_state, config.path, carry)
+        batches = [(x.to(config.device, dtype), y.to(config.device))
+                   for x, y in sample_batches(config, state.generator, dataset)]
+        if world_size > 1:
+            d, state.inner_state, losses = distributed.meta_step(config.algorithm, model, phi, batches,
+                                                                 config.inner_optimizer, config.inner_lr,
+                                                                 state.inner_state, carry)
+        else:
+            d, state.inner_state, losses = meta.meta_step(config.algorithm, model, phi, batches,
+                                                          config.inner_optimizer, config.inner_lr,
+                                                          state.inner_state, config.path, carry)
         loss = losses[0].mean().item()
-        if not math.isfinite(loss):
+        # one sync for every inner loss and the whole displacement: NaN/inf anywhere stops the run before phi moves
+        if not torch.isfinite(losses.sum() + sum(v.sum() for v in d.values())):
             raise FloatingPointError(f"training diverged at meta-iteration {i} (inner loss {loss}): "
                                      f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
         state.outer.apply(phi, d, eps)

@@ -27,8 +27,9 @@ def tiny_omniglot(classes=12, per_class=8, seed=0):
 
 
 def tiny_config(**kw):
-    return preset("omniglot-5way", "smoke", meta_iters=12, meta_batch_size=2, train_shots=3, inner_batch_size=5,
-                  inner_iters=2, eval_inner_iters=3, **kw)
+    fields = dict(meta_iters=12, meta_batch_size=2, train_shots=3, inner_batch_size=5, inner_iters=2,
+                  eval_inner_iters=3)
+    return preset("omniglot-5way", "smoke", **{**fields, **kw})
 
 
 def _equal(a, b):
