@@ -67,10 +67,12 @@ def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None 
     return box
 
 
-def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_tasks: int = 20, seed: int = 0):
+def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_tasks: int = 20, seed: int = 0,
+                     initial: dict | None = None):
     """Sliders for test-time adaptation steps, inner step size and shots; each change calls
     ``episodes.explore`` (accuracy over ``num_tasks`` fixed tasks + one episode) and redraws the episode's
-    before/after predictions with ``episode_plots.plot_adaptation``."""
+    before/after predictions with ``episode_plots.plot_adaptation``. ``initial``: an ``explore`` result already
+    computed for the default settings (50 steps, 1e-3, 1 shot), shown first instead of recomputing it."""
     from . import episode_plots, episodes
 
     style = {"description_width": "130px"}
@@ -82,8 +84,11 @@ def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_
                         continuous_update=False)
 
     def show(inner_iters, inner_lr, num_shots):
-        out = episodes.explore(model, phi, adam_state, dataset, num_classes, num_shots, inner_iters, inner_lr,
-                               num_tasks=num_tasks, seed=seed)
+        if initial is not None and (inner_iters, inner_lr, num_shots) == (50, 1e-3, 1):
+            out = initial
+        else:
+            out = episodes.explore(model, phi, adam_state, dataset, num_classes, num_shots, inner_iters, inner_lr,
+                                   num_tasks=num_tasks, seed=seed)
         if out["accuracy"] is None:
             print("0 steps: no adaptation; the episode below shows the meta-initialisation's own guesses")
         else:
