@@ -113,9 +113,10 @@ def write_tiny_omniglot(root, characters: int = 8, per_class: int = 20, seed: in
     return root
 
 
-def write_tiny_miniimagenet(root, classes=(4, 2, 5), per_class: int = 8, seed: int = 0) -> Path:
+def write_tiny_miniimagenet(root, classes=(6, 2, 5), per_class: int = 16, seed: int = 0) -> Path:
     """Generated stand-in for Mini-ImageNet as one zip of ``<split>/<wnid>/<file>.jpg`` (84x84 RGB noise with a
-    per-class colour cast), for machines without the real images."""
+    per-class colour cast), for machines without the real images. The defaults are the least that the
+    ``miniimagenet-5way`` preset can train on (5 ways, 15 training shots) and evaluate (5 test classes)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
