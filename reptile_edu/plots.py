@@ -101,11 +101,15 @@ def residuals_vs_alpha(ax, alphas, residuals: dict, slopes: dict):
                     label=f"{alg} (mean slope {slopes[alg]:.2f})" if i == len(by_k) - 1 else None)
     top = max(max(r) for by_k in residuals.values() for r in by_k.values())
     ax.plot(alphas, [top * (a / alphas[-1]) ** 2 for a in alphas], "k--", label="slope 2")
+    return _log_log(ax, "alpha", "|| measured - leading-order prediction ||")
+
+
+def _log_log(ax, xlabel: str, ylabel: str):
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(plt.NullFormatter())  # decade labels only: minor ones overlap
     ax.set_yscale("log")
-    ax.set_xlabel("alpha")
-    ax.set_ylabel("|| measured - leading-order prediction ||")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return ax
 
@@ -118,13 +122,7 @@ def inner_grad_ratio(ax, rows):
         x = [(r["k"] - 1) * r["alpha"] for r in sel]
         ax.plot(x, [abs(r["raw_b"]) * r["alpha"] / r["raw_a"] for r in sel], "o", color=ALG_COLOURS[alg], label=alg)
         ax.plot(sorted(x), [slope_ * v for v in sorted(x)], "-", color=ALG_COLOURS[alg], alpha=0.5)
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # decade labels only: minor ones overlap
-    ax.set_yscale("log")
-    ax.set_xlabel("(k - 1) alpha")
-    ax.set_ylabel("AvgGradInner : AvgGrad weight in the update")
-    ax.legend(fontsize=7)
-    return ax
+    return _log_log(ax, "(k - 1) alpha", "AvgGradInner : AvgGrad weight in the update")
 
 
 def coefficient_bars(ax, rows):
