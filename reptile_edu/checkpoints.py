@@ -28,6 +28,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupt, truncated, of another kind, or of another run."""
 
 
+class WrongKind(CheckpointError):
+    """A readable checkpoint of the other kind (a shipped one where a run checkpoint was expected, or back)."""
+
+
 def _save(path, obj) -> float:
     start = time.perf_counter()
     buffer = io.BytesIO()
@@ -47,7 +51,7 @@ def _load(path, kind: str, fmt: str) -> dict:
                               f"{str(exc).splitlines()[0][:120]}); delete it and start again") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path} is not a reptile_edu {kind} (format {found!r}, expected {fmt!r})")
+        raise WrongKind(f"{path} is not a reptile_edu {kind} (format {found!r}, expected {fmt!r})")
     return obj
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .config import budget, sine_config, smoke_mode
 from .presets import FIG3_VARIANTS, PAPER, SCALES
@@ -91,8 +92,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _download(args) -> dict:
-    from pathlib import Path
-
     from .data.download import download_omniglot
 
     root = download_omniglot(Path(args.data_root) / "omniglot" if args.data_root else None)

@@ -78,9 +78,8 @@ def _load_model_source(source) -> dict:
     if run_file.is_file():
         try:
             saved = checkpoints.load_run(run_file)
-        except checkpoints.CheckpointError as run_error:
-            if "not a reptile_edu run checkpoint" not in str(run_error):
-                raise
+        except checkpoints.WrongKind:  # a shipped checkpoint given by path: read it below
+            pass
         else:
             history = saved["history"]
             return {"params": saved["phi"], "inner_state": saved["inner_state"], "config": saved["config"],

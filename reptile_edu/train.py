@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from . import distributed, evaluation, meta, tasks
-from .config import DATASETS, Config
+from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP
 from .utils import set_seed
@@ -74,10 +75,7 @@ def load_dataset(config: Config, split: str = "train", data_root=None):
     ``data_root`` (default ``config.data_root()``) holds ``omniglot/`` and ``miniimagenet/``; a folder that is
     itself a dataset root (e.g. ``.../miniimagenet/full``) is accepted too.
     """
-    from pathlib import Path
-
-    from .config import data_root as default_root
-    base = Path(data_root).expanduser() if data_root is not None else default_root()
+    base = Path(data_root).expanduser() if data_root is not None else default_data_root()
     root = base / config.dataset if (base / config.dataset).is_dir() else base
     if config.dataset == "omniglot":
         from .data.omniglot import load_omniglot
