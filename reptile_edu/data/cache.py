@@ -93,3 +93,12 @@ def cached(source: str, key: str, build: Callable[[], dict], cache_dir=None) -> 
                       f"but not cached, so the next load decodes again. Set {CACHE_ENV} or pass cache_dir= "
                       f"to a writable folder.", stacklevel=3)
     return data
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """Open a data archive; a truncated file or a saved HTML error page becomes one clear error."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{path} is not a readable zip ({exc}): probably truncated or an HTML error page; "
+                         f"delete it and copy or download it again") from exc

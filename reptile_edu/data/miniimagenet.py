@@ -38,7 +38,7 @@ from PIL import Image
 
 from ..config import DATA_ENV, data_root
 from ..tasks import ImageDataset
-from .cache import cached, fingerprint
+from .cache import cached, fingerprint, open_zip
 
 SPLITS = ("train", "val", "test")
 STANDARD_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -74,11 +74,7 @@ def scan(root) -> dict[str, dict[str, list[tuple[str, object]]]]:
                     found.setdefault(s, {}).setdefault(f.parent.name, []).append((f.name, f))
         return found
     for path in sorted(root.glob("*.zip")):
-        try:
-            z = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ValueError(f"{path} is not a readable zip ({exc}): probably truncated or an HTML error page; "
-                             f"delete it and copy it again") from exc
+        z = open_zip(path)
         for info in z.infolist():
             parts = info.filename.split("/")
             if len(parts) >= 3 and parts[-3] in SPLITS and Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS:

@@ -30,7 +30,7 @@ from PIL import Image
 
 from ..config import DATA_ENV, data_root
 from ..tasks import ImageDataset
-from .cache import cached, fingerprint
+from .cache import cached, fingerprint, open_zip
 
 SETS = ("images_background", "images_evaluation")
 BENCHMARKS = ("reptile", "background-evaluation")
@@ -73,11 +73,7 @@ def _characters(path: Path) -> dict[tuple[str, str], list[tuple[str, object]]]:
         for f in path.glob("*/character*/*.png"):
             chars.setdefault((f.parent.parent.name, f.parent.name), []).append((f.name, f))
         return chars
-    try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{path} is not a readable zip ({exc}): the download is probably truncated or an HTML "
-                         f"error page; delete it and download it again") from exc
+    z = open_zip(path)
     for info in z.infolist():
         parts = info.filename.rstrip("/").split("/")
         if len(parts) >= 3 and parts[-1].endswith(".png") and parts[-2].startswith("character"):
