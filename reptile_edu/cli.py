@@ -78,6 +78,35 @@ def _eval(args) -> dict:
     return record
 
 
+def _ablation(args) -> dict:
+    from . import ablations
+
+    cells = ablations.grid(args.grid, args.scale)
+    if args.only:
+        unknown = sorted(set(args.only) - {c.name for c in cells})
+        if unknown:
+            raise ValueError(f"no run {unknown} in {args.grid} at scale {args.scale}: "
+                             f"choose from {', '.join(repr(c.name) for c in cells)}")
+        cells = [c for c in cells if c.name in args.only]
+    if args.list:
+        for c in cells:
+            print(ablations.command(c, args.device), file=sys.stderr)
+        return {"grid": args.grid, "scale": args.scale, "runs": [c.name for c in cells]}
+    datasets = None
+    done = {}
+    for c in cells:
+        if datasets is None:
+            from .train import load_dataset
+            datasets = (load_dataset(c.config, "train", args.data_root), load_dataset(c.config, "test", args.data_root))
+        record = ablations.run(c, args.runs_dir, args.results_dir, datasets=datasets, device=args.device)
+        final = record["final"]["non_transductive"]
+        print(f"{c.name}: {final['accuracy']:.2f} +- {final['ci95']:.2f}% after {record['meta_iters_run']} "
+              f"meta-iterations ({record['train_wall_s']:.0f} s)", file=sys.stderr)
+        done[c.name] = {"accuracy": final["accuracy"], "ci95": final["ci95"], "train_wall_s": record["train_wall_s"],
+                        "results": str(c.results_path(args.results_dir))}
+    return {"grid": args.grid, "scale": args.scale, "runs": done}
+
+
 def _export(args) -> dict:
     from . import runs
 
@@ -144,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--data-root")
     p.set_defaults(run=_eval)
+
+    p = sub.add_parser("ablation", help="the Figure 3 or Figure 4 grid: resumable runs into results/ablations/")
+    p.add_argument("grid", choices=["fig3", "fig4"])
+    p.add_argument("--scale", default="smoke" if smoke_mode() else "laptop", choices=SCALES)
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these cells (names as --list prints)")
+    p.add_argument("--list", action="store_true", help="print one command per cell and run nothing")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--runs-dir", default="runs/ablations", help="run checkpoints (resumed if present)")
+    p.add_argument("--results-dir", default="results/ablations")
+    p.add_argument("--data-root")
+    p.set_defaults(run=_ablation)
 
     p = sub.add_parser("export", help="turn a run checkpoint into a shipped checkpoint")
     p.add_argument("run_dir")

@@ -19,8 +19,11 @@ EXPORT_CHECK = dict(tasks=20, shots=1, eval_seed=0)  # re-evaluated by a test: m
 
 
 def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: int = 500, data_root=None,
-              show_progress: bool = True, dataset=None) -> dict:
+              show_progress: bool = True, dataset=None, eval_set=None) -> dict:
     """Train ``config`` in ``run_dir``: checkpoint every ``checkpoint_every`` iterations and at the end.
+
+    ``eval_set`` (see ``meta_train``) adds a learning curve: its points live in the run's history, so they
+    survive an interruption with the rest of the run.
 
     ``resume`` continues the run's checkpoint (which must be of the same config: anything else is refused);
     without it, an existing checkpoint is never overwritten. Divergence (NaN/inf) stops the run with an error
@@ -59,7 +62,7 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
             save(event["state"])
 
     if state.iteration < config.meta_iters:
-        meta_train(config, callback=callback, dataset=dataset, state=state)
+        meta_train(config, callback=callback, eval_set=eval_set, dataset=dataset, state=state)
     if not save_seconds or state.iteration % checkpoint_every:
         save(state)
     wall = state.history.wall_s

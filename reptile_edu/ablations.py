@@ -1,0 +1,186 @@
+"""The paper's section-6 ablations as grids of ordinary runs (paper-spec section 10).
+
+* Figure 3 (``fig3``): which inner-loop gradients the meta-update combines. With a plain SGD inner loop the
+  Reptile displacement is -lr * (g1 + ... + gk) and FOMAML's is -lr * gk, so the ten README runs differ only
+  in k, in FOMAML-or-not and in the meta-step that scales the sum (``combination``).
+* Figure 4 (``fig4``): whether FOMAML's last minibatch overlaps the earlier ones. Reptile, FOMAML with a
+  separate tail (``--foml-tail``), and FOMAML with a shared tail (cycling, and with replacement), as the number
+  of inner iterations grows. The paper does not publish these settings (paper-spec section 10.2): ours are the
+  official 5-way Omniglot preset with ``inner_iters`` varied, and a tail of ``FIG4_TAIL`` shots per class, so
+  the tail batch has exactly the inner batch's 10 examples. With 10 training shots a task holds 50 examples,
+  5 cycling batches: up to k = 5 a shared tail never overlaps, beyond it always does.
+
+Each run trains through ``runs.train_run`` (checkpointed, so an interrupted grid resumes where it stopped), is
+scored on fixed test tasks along the way (the learning curve, Figure 3) and once more on more tasks at the end
+(the reported accuracy +- CI), and leaves ``results/ablations/GRID-NAME.json``: notebook 06 draws from these.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoints, evaluation, presets, results, runs
+from .config import Config
+from .train import build_model, load_dataset
+from .utils import write_json
+
+GRIDS = ("fig3", "fig4")
+FIG4_TAIL = 2
+FIG4_VARIANTS = {
+    "reptile": dict(algorithm="reptile"),
+    "fomaml-separate-tail": dict(algorithm="fomaml", foml_tail=FIG4_TAIL),
+    "fomaml-shared-tail": dict(algorithm="fomaml"),
+    "fomaml-shared-tail-replacement": dict(algorithm="fomaml", replacement=True),
+}
+# Per scale: Figure 4's inner iterations and meta-iterations; the test tasks per curve point, the curve's
+# interval (None: no curve, the final score only) and the test tasks of the final score, per grid.
+FIG4_INNER_ITERS = {"paper": (4, 8, 16, 32), "laptop": (4, 8, 16), "smoke": (2, 4)}
+FIG4_META_ITERS = {"paper": 100_000, "laptop": 600, "smoke": 4}
+EVAL = {"fig3": {"paper": (1_000, 2_000, 10_000), "laptop": (100, 300, 500), "smoke": (3, 10, 4)},
+        "fig4": {"paper": (0, None, 10_000), "laptop": (0, None, 300), "smoke": (0, None, 3)}}
+RUNS_DIR = "runs/ablations"
+RESULTS_DIR = "results/ablations"
+
+
+@dataclass(frozen=True)
+class AblationRun:
+    """One cell of a grid: a named config and how it is scored."""
+    grid: str
+    name: str
+    scale: str
+    config: Config
+    curve_tasks: int
+    final_tasks: int
+
+    @property
+    def slug(self) -> str:
+        """A file name: ``fig3-laptop-mean-g1+g2`` for ``(g1+g2)/2``, ``fig4-laptop-reptile-k8`` for ``reptile k=8``."""
+        name = self.name.replace(" k=", "-k")
+        if name.startswith("("):
+            name = "mean-" + name[1:name.index(")")]
+        return f"{self.grid}-{self.scale}-{name}"
+
+    def results_path(self, results_dir=RESULTS_DIR) -> Path:
+        return Path(results_dir) / f"{self.slug}.json"
+
+    def run_dir(self, runs_dir=RUNS_DIR) -> Path:
+        return Path(runs_dir) / self.scale / self.slug
+
+
+def grid(name: str, scale: str = "laptop") -> list[AblationRun]:
+    """The runs of Figure 3 (the ten README variants) or Figure 4 (variants x inner iterations) at a scale."""
+    if name not in GRIDS:
+        raise ValueError(f"unknown grid {name!r}: choose one of {', '.join(GRIDS)}")
+    if scale not in presets.SCALES:
+        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(presets.SCALES)}")
+    curve_tasks, interval, final_tasks = EVAL[name][scale]
+    if name == "fig3":
+        out = []
+        for variant in presets.FIG3_VARIANTS:
+            config = presets.preset("omniglot-fig3", scale, variant)
+            out.append(AblationRun(name, variant, scale, config.replace(eval_interval=interval), curve_tasks,
+                                   final_tasks))
+        return out
+    meta_iters = FIG4_META_ITERS[scale]
+    return [AblationRun(name, f"{variant} k={k}", scale,
+                        presets.preset("omniglot-5way", scale, meta_iters=meta_iters, eval_interval=meta_iters,
+                                       inner_iters=k, **fields), curve_tasks, final_tasks)
+            for k in FIG4_INNER_ITERS[scale] for variant, fields in FIG4_VARIANTS.items()]
+
+
+def combination(variant: str, inner_lr: float = 1.0) -> list[float]:
+    """Figure 3: the meta-update of a variant as weights on the inner gradients, phi <- phi - sum_i w_i g_i
+    (first meta-iteration; the meta-step then anneals). Reptile with SGD: w_i = eps*lr for every i; FOMAML
+    (``--foml``): only the last, w_k = eps*lr. The averaged runs are sums with eps/k (README meta-steps)."""
+    if variant not in presets.FIG3_VARIANTS:
+        raise ValueError(f"unknown Figure 3 variant {variant!r}: one of {', '.join(presets.FIG3_VARIANTS)}")
+    k, foml, eps = presets.FIG3_VARIANTS[variant]
+    return [eps * inner_lr if (not foml or i == k - 1) else 0.0 for i in range(k)]
+
+
+def _scores(out: dict) -> dict:
+    return {mode: {"accuracy": round(out[mode]["accuracy"], 4), "ci95": round(out[mode]["ci95"], 4)}
+            for mode in evaluation.MODES}
+
+
+def _scorer(run: AblationRun, test, tasks: int):
+    """``score(phi, inner_state)``: the official evaluation on ``tasks`` fixed test tasks (eval seed 0)."""
+    config = run.config
+    model = build_model(config)
+    batch = presets.eval_batch_size(config.preset, config.num_shots, config.eval_batch_size)
+
+    def score(phi, inner_state):
+        return _scores(evaluation.evaluate(model, phi, inner_state, test, config.num_classes, config.num_shots,
+                                           tasks, batch, config.eval_inner_iters, config.inner_lr, 0,
+                                           config.inner_optimizer))
+    return score
+
+
+def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_root=None, datasets=None,
+        device: str = "cpu", show_progress: bool = True, checkpoint_every: int = 100) -> dict:
+    """Train one grid cell (resuming its checkpoint if one exists), score it and write its results file.
+
+    ``datasets`` = (train, test) ImageDatasets, else both are loaded from ``data_root``. A cell whose results
+    file already holds this config's finished run is not trained again: the file is returned.
+    """
+    config = ablation.config.replace(device=device)
+    path = ablation.results_path(results_dir)
+    if path.exists():
+        done = read(path)
+        if done["config"] == config.to_dict() and done["meta_iters_run"] == config.meta_iters:
+            return done
+    train, test = datasets if datasets is not None else (load_dataset(config, "train", data_root),
+                                                        load_dataset(config, "test", data_root))
+    test = test.to(config.device)
+    run_dir = ablation.run_dir(runs_dir)
+    curve = _scorer(ablation, test, ablation.curve_tasks) if ablation.curve_tasks else None
+    summary = runs.train_run(config, run_dir, (run_dir / runs.CHECKPOINT).exists(), checkpoint_every,
+                             show_progress=show_progress, dataset=train, eval_set=curve)
+    saved = checkpoints.load_run(run_dir / runs.CHECKPOINT, config.to_dict())
+    start = time.perf_counter()
+    final = _scorer(ablation, test, ablation.final_tasks)(saved["phi"], saved["inner_state"])
+    record = {"grid": ablation.grid, "name": ablation.name, "scale": ablation.scale, "config": config.to_dict(),
+              "seed": config.seed, "meta_iters_run": saved["iteration"], "meta_iters_schedule": config.meta_iters,
+              "eval": {"split": "test", "ways": config.num_classes, "shots": config.num_shots,
+                       "eval_batch": presets.eval_batch_size(config.preset, config.num_shots,
+                                                             config.eval_batch_size),
+                       "eval_inner_iters": config.eval_inner_iters, "eval_seed": 0,
+                       "curve_tasks": ablation.curve_tasks, "curve_interval": config.eval_interval,
+                       "final_tasks": ablation.final_tasks},
+              "curve": [{"iteration": e["iteration"], **{m: e[m] for m in evaluation.MODES}}
+                        for e in saved["history"]["evals"]],
+              "final": final, "train_wall_s": summary["train_wall_s"],
+              "final_eval_wall_s": round(time.perf_counter() - start, 2),
+              "device": results.device_name(config.device), "torch": str(torch.__version__),
+              "commit": results.commit()}
+    write_json(path, record)
+    return record
+
+
+def read(path) -> dict:
+    """One ablation results file; a malformed one is an error naming the file."""
+    import json
+
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"ablation results {path} cannot be read ({exc}): re-run its grid cell") from None
+    missing = [k for k in ("grid", "name", "config", "meta_iters_run", "curve", "final") if k not in record]
+    if missing:
+        raise ValueError(f"ablation results {path} misses {missing}: re-run its grid cell")
+    return record
+
+
+def load(grid_name: str, scale: str = "laptop", results_dir=RESULTS_DIR) -> dict[str, dict]:
+    """The results files of a grid at a scale that exist, by run name, in the grid's order."""
+    return {r.name: read(r.results_path(results_dir)) for r in grid(grid_name, scale)
+            if r.results_path(results_dir).exists()}
+
+
+def command(ablation: AblationRun, device: str = "cuda") -> str:
+    """The CLI line that runs one cell (``--list`` prints these, e.g. to spread a paper-scale grid over GPUs)."""
+    return (f"python -m reptile_edu ablation {ablation.grid} --scale {ablation.scale} --only '{ablation.name}' "
+            f"--device {device}")
