@@ -1,0 +1,140 @@
+"""The section-6 ablation grids: Figure 3's runs combine exactly the inner gradients they name, Figure 4's
+tails overlap (or not) exactly as designed, and a grid cell is a resumable run that writes its results file."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reptile_edu import ablations, checkpoints, presets, runs
+from reptile_edu.tasks import training_batches
+from reptile_edu.train import TrainState, build_model, meta_train, sample_batches
+from reptile_edu.utils import set_seed
+
+from test_runs import tiny_omniglot
+from test_tasks import ids, toy
+
+
+def tiny_fig3(variant):
+    """The Figure 3 preset on 28x28 images, shrunk only in the task's size (2 shots, batches of 10)."""
+    k = presets.FIG3_VARIANTS[variant][0]
+    return presets.preset("omniglot-fig3", "smoke", variant, num_shots=2, train_shots=2 * k, inner_batch_size=10,
+                          meta_iters=1)
+
+
+@pytest.mark.parametrize("variant", list(presets.FIG3_VARIANTS))
+def test_fig3_meta_update_is_the_named_combination_of_inner_gradients(variant):
+    """One meta-iteration of the real trainer moves phi by exactly -sum_i w_i g_i, the g_i taken along the
+    SGD trajectory on the same minibatches (float64), w = ``combination(variant)``: sum, average or last."""
+    config, data = tiny_fig3(variant), tiny_omniglot(classes=6, per_class=8)
+    model = build_model(config)
+    phi0 = {k: v.double() for k, v in model.init_params(torch.Generator().manual_seed(1)).items()}
+    state = TrainState.new(config, phi0)
+    generator = torch.Generator()
+    generator.set_state(state.generator.get_state())
+    batches = sample_batches(config, generator, data)
+    meta_train(config, state=state, dataset=data)
+    theta, grads = {k: v.clone()[None] for k, v in phi0.items()}, []
+    for x, y in batches:
+        leaf = {k: v.clone().requires_grad_() for k, v in theta.items()}
+        g = torch.autograd.grad(model.loss(leaf, x.double(), y).sum(), list(leaf.values()))
+        grads.append(dict(zip(leaf, g)))
+        theta = {k: theta[k] - config.inner_lr * gk for k, gk in zip(leaf, g)}
+    weights = ablations.combination(variant, config.inner_lr)
+    assert len(weights) == len(batches) == config.inner_iters
+    for k in phi0:
+        expected = phi0[k] - sum(w * g[k][0] for w, g in zip(weights, grads))
+        torch.testing.assert_close(state.phi[k], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_fig3_combination_weights():
+    assert ablations.combination("g1+g2", 1.0) == [0.25, 0.25]
+    assert ablations.combination("(g1+g2+g3+g4)/4", 1.0) == [0.0625] * 4
+    assert ablations.combination("g3", 1.0) == [0.0, 0.0, 0.25]
+    with pytest.raises(ValueError, match="one of"):
+        ablations.combination("g5")
+
+
+def _overlaps(config):
+    """Per task: does the last inner minibatch share an example with the earlier ones?"""
+    batches = training_batches(toy(), config.num_classes, config.train_shots, config.inner_batch_size,
+                               config.inner_iters, 6, set_seed(0), config.replacement, config.foml_tail)
+    earlier = ids(torch.cat([x for x, _ in batches[:-1]], dim=1))
+    last = ids(batches[-1][0])
+    return [bool(set(map(tuple, last[t].tolist())) & set(map(tuple, earlier[t].tolist()))) for t in range(6)]
+
+
+def test_fig4_tails_overlap_exactly_as_designed():
+    """Separate tail: never. Shared tail, cycling: not within the first epoch (k <= 5 batches of 10 from 50
+    examples), always beyond it. Shared tail with replacement: the batches are independent draws."""
+    cells = {c.name: c.config for c in ablations.grid("fig4", "paper")}
+    for k in ablations.FIG4_INNER_ITERS["paper"]:
+        separate = cells[f"fomaml-separate-tail k={k}"]
+        assert separate.foml_tail * separate.num_classes == separate.inner_batch_size  # the tail is one batch
+        assert not any(_overlaps(separate))
+        assert all(_overlaps(cells[f"fomaml-shared-tail k={k}"])) == (k > 5)
+        assert not any(_overlaps(cells[f"fomaml-shared-tail k={k}"])) == (k <= 5)
+    assert any(_overlaps(cells["fomaml-shared-tail-replacement k=4"]))
+
+
+def test_grids_name_every_cell_once_with_file_safe_names():
+    for name in ablations.GRIDS:
+        for scale in presets.SCALES:
+            cells = ablations.grid(name, scale)
+            slugs = [c.slug for c in cells]
+            assert len(set(slugs)) == len(slugs) and all("/" not in s and " " not in s and "(" not in s for s in slugs)
+    fig3 = ablations.grid("fig3", "laptop")
+    assert [c.name for c in fig3] == list(presets.FIG3_VARIANTS) and all(c.config.meta_iters == 3_000 for c in fig3)
+    assert [c.config.algorithm for c in fig3 if c.name in ("g2", "g3", "g4")] == ["fomaml"] * 3
+    assert fig3[0].config.inner_iters == 1 and fig3[0].config.algorithm == "reptile"  # g1 = joint training
+    assert len(ablations.grid("fig4", "laptop")) == 4 * len(ablations.FIG4_INNER_ITERS["laptop"])
+    with pytest.raises(ValueError, match="fig3, fig4"):
+        ablations.grid("fig5")
+
+
+def test_a_cell_trains_resumes_and_writes_its_results(tmp_path):
+    data = tiny_omniglot(classes=12, per_class=20)
+    cell = ablations.grid("fig3", "smoke")[3]  # g2: FOMAML, k = 2
+    cell = ablations.AblationRun(cell.grid, cell.name, cell.scale,
+                                 cell.config.replace(inner_batch_size=10, num_shots=2, train_shots=4, meta_iters=6,
+                                                     eval_interval=2), 3, 4)
+    dirs = dict(runs_dir=tmp_path / "runs", results_dir=tmp_path / "results", datasets=(data, data),
+                show_progress=False)
+    # an interrupted cell: the first 4 iterations (and their curve points) are in the checkpoint
+    partial = cell.config.replace(meta_iters=6)
+    state = TrainState.new(partial)
+    meta_train(partial, state=state, dataset=data, until=4,
+               eval_set=ablations._scorer(cell, data, 3))
+    cell.run_dir(dirs["runs_dir"]).mkdir(parents=True)
+    checkpoints.save_run(cell.run_dir(dirs["runs_dir"]) / runs.CHECKPOINT, state.state_dict())
+    record = ablations.run(cell, **dirs)
+    assert [p["iteration"] for p in record["curve"]] == [0, 2, 4, 6]
+    assert record["meta_iters_run"] == 6 and record["final"]["non_transductive"]["accuracy"] >= 0
+    # the same cell run in one go gives the same curve and the same final weights' score
+    fresh = ablations.run(cell, **{**dirs, "runs_dir": tmp_path / "fresh", "results_dir": tmp_path / "fresh"})
+    assert fresh["curve"] == record["curve"] and fresh["final"] == record["final"]
+    on_disk = json.loads(cell.results_path(dirs["results_dir"]).read_text())
+    assert on_disk["final"] == record["final"] and on_disk["config"] == cell.config.to_dict()
+    assert ablations.load("fig3", "smoke", dirs["results_dir"]) == {cell.name: on_disk}
+    # a finished cell is not trained again
+    assert ablations.run(cell, **dirs)["train_wall_s"] == record["train_wall_s"]
+
+
+def test_a_corrupt_results_file_names_the_fix(tmp_path):
+    bad = tmp_path / "fig3-laptop-g1.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="re-run its grid cell"):
+        ablations.read(bad)
+
+
+def test_cli_lists_one_command_per_cell_and_refuses_unknown_cells():
+    out = subprocess.run([sys.executable, "-m", "reptile_edu", "ablation", "fig4", "--scale", "paper", "--list"],
+                         capture_output=True, text=True, check=True)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 16 and all(line.startswith("python -m reptile_edu ablation fig4 --scale paper --only '")
+                                    for line in lines)
+    assert json.loads(out.stdout.splitlines()[-1])["runs"][0] == "reptile k=4"
+    bad = subprocess.run([sys.executable, "-m", "reptile_edu", "ablation", "fig3", "--only", "g9"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: no run ['g9']") and "Traceback" not in bad.stderr
