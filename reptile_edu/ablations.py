@@ -91,6 +91,14 @@ def grid(name: str, scale: str = "laptop") -> list[AblationRun]:
             for k in FIG4_INNER_ITERS[scale] for variant, fields in FIG4_VARIANTS.items()]
 
 
+def shorten(ablation: AblationRun, meta_iters: int, curve_points: int = 3, curve_tasks: int = 50,
+            final_tasks: int = 100) -> AblationRun:
+    """The same cell on a shorter schedule (the meta-step anneals over it), e.g. for a live re-run."""
+    interval = max(1, meta_iters // curve_points)
+    config = ablation.config.replace(meta_iters=meta_iters, eval_interval=interval)
+    return AblationRun(ablation.grid, ablation.name, f"live{meta_iters}", config, curve_tasks, final_tasks)
+
+
 def combination(variant: str, inner_lr: float = 1.0) -> list[float]:
     """Figure 3: the meta-update of a variant as weights on the inner gradients, phi <- phi - sum_i w_i g_i
     (first meta-iteration; the meta-step then anneals). Reptile with SGD: w_i = eps*lr for every i; FOMAML

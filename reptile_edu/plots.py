@@ -234,3 +234,38 @@ def accuracy_at_equal_compute(axes, accuracy: dict):
         ax_omni.set_ylabel("5-way accuracy (%)")
         ax_omni.set_title(f"Omniglot, {omni[0]['meta_iters']} meta-iterations each (dashed: chance)", fontsize=9)
     return axes
+
+
+def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: dict | None = None):
+    """Figure 3: test accuracy (with its 95% CI band) against meta-iteration, one line per run."""
+    for name, record in records.items():
+        it = [p["iteration"] for p in record["curve"]]
+        acc = [p[mode]["accuracy"] for p in record["curve"]]
+        ci = [p[mode]["ci95"] for p in record["curve"]]
+        line, = ax.plot(it, acc, label=name, **(styles or {}).get(name, {}))
+        ax.fill_between(it, [a - c for a, c in zip(acc, ci)], [a + c for a, c in zip(acc, ci)],
+                        color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("outer iteration")
+    ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def accuracy_vs_inner_iters(ax, records: dict, mode: str = "non_transductive"):
+    """Figure 4: final test accuracy (+- 95% CI) against inner iterations, one line per variant.
+    ``records`` maps run names ``"VARIANT k=K"`` to results records."""
+    lines: dict[str, list] = {}
+    for name, record in records.items():
+        variant = name.rsplit(" k=", 1)[0]
+        lines.setdefault(variant, []).append((record["config"]["inner_iters"], record["final"][mode]))
+    for variant, points in lines.items():
+        points.sort(key=lambda p: p[0])
+        ax.errorbar([k for k, _ in points], [s["accuracy"] for _, s in points],
+                    yerr=[s["ci95"] for _, s in points], marker="o", capsize=3, label=variant)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({k for points in lines.values() for k, _ in points}))
+    ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+    ax.set_xlabel("inner iterations k")
+    ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
+    ax.legend(fontsize=8)
+    return ax

@@ -103,3 +103,42 @@ def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_
     box.controls = {"inner_iters": steps, "inner_lr": lr, "shots": shots}
     box.output = out
     return box
+
+
+def ablation_runner(cells, datasets, stored: dict | None = None, work_dir=None, meta_iters: int | None = None):
+    """A dropdown of a grid's cells and a Train button: re-runs the picked cell on a short schedule
+    (``ablations.shorten`` + ``ablations.run``, in ``work_dir``) and draws its learning curve beside the
+    stored full-grid curve of the same cell (``stored``: ``ablations.load`` output), with
+    ``plots.ablation_curves``."""
+    import tempfile
+
+    from . import ablations
+
+    style = {"description_width": "120px"}
+    by_name = {c.name: c for c in cells}
+    cell = w.Dropdown(options=list(by_name), description="run", style=style)
+    iters = w.IntSlider(value=meta_iters or budget(300, 4), min=2, max=3_000, step=2, description="meta-iterations",
+                        style=style, continuous_update=False)
+    button = w.Button(description="Train", button_style="primary")
+    out = w.Output(layout={"height": "360px"})
+    work = work_dir or tempfile.mkdtemp(prefix="ablation-")
+
+    def on_train(_):
+        with out:
+            out.clear_output(wait=True)
+            live = ablations.shorten(by_name[cell.value], iters.value, curve_tasks=budget(50, 3),
+                                     final_tasks=budget(100, 3))
+            record = ablations.run(live, runs_dir=work, results_dir=work, datasets=datasets, show_progress=False)
+            curves = {f"{cell.value}, live ({iters.value} iterations)": record}
+            if stored and cell.value in stored:
+                curves[f"{cell.value}, stored grid"] = stored[cell.value]
+            fig, ax = plt.subplots(figsize=(7, 3.6))
+            plots.ablation_curves(ax, curves)
+            display(fig)
+            plt.close(fig)
+
+    button.on_click(on_train)
+    box = w.VBox([w.HBox([cell, iters, button]), out])
+    box.controls = {"cell": cell, "meta_iters": iters}
+    box.train_button, box.output = button, out
+    return box
