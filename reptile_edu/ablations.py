@@ -5,10 +5,11 @@
   in k, in FOMAML-or-not and in the meta-step that scales the sum (``combination``).
 * Figure 4 (``fig4``): whether FOMAML's last minibatch overlaps the earlier ones. Reptile, FOMAML with a
   separate tail (``--foml-tail``), and FOMAML with a shared tail (cycling, and with replacement), as the number
-  of inner iterations grows. The paper does not publish these settings (paper-spec section 10.2): ours are the
-  official 5-way Omniglot preset with ``inner_iters`` varied, and a tail of ``FIG4_TAIL`` shots per class, so
-  the tail batch has exactly the inner batch's 10 examples. With 10 training shots a task holds 50 examples,
-  5 cycling batches: up to k = 5 a shared tail never overlaps, beyond it always does.
+  of inner iterations grows (panel a) and as the inner batch grows at fixed k (panel b). The paper does not
+  publish these settings (paper-spec section 10.2): ours are the official 5-way Omniglot preset with
+  ``inner_iters`` and ``inner_batch_size`` varied, and a separate tail of batch/N shots per class, so the tail
+  batch is exactly one inner batch. With 10 training shots a task holds 50 examples: a shared tail overlaps the
+  earlier batches exactly when k * batch > 50.
 
 Each run trains through ``runs.train_run`` (checkpointed, so an interrupted grid resumes where it stopped), is
 scored on fixed test tasks along the way (the learning curve, Figure 3) and once more on more tasks at the end
@@ -28,16 +29,18 @@ from .train import build_model, load_dataset
 from .utils import write_json
 
 GRIDS = ("fig3", "fig4")
-FIG4_TAIL = 2
-FIG4_VARIANTS = {
+FIG4_VARIANTS = {  # the separate tail's size follows the batch (``fig4_config``)
     "reptile": dict(algorithm="reptile"),
-    "fomaml-separate-tail": dict(algorithm="fomaml", foml_tail=FIG4_TAIL),
+    "fomaml-separate-tail": dict(algorithm="fomaml"),
     "fomaml-shared-tail": dict(algorithm="fomaml"),
     "fomaml-shared-tail-replacement": dict(algorithm="fomaml", replacement=True),
 }
-# Per scale: Figure 4's inner iterations and meta-iterations; the test tasks per curve point, the curve's
-# interval (None: no curve, the final score only) and the test tasks of the final score, per grid.
+# Per scale: Figure 4's inner iterations (panel a, at the preset's batch of 10), inner batches (panel b, at k =
+# FIG4_BATCH_K) and meta-iterations; the test tasks per curve point, the curve's interval (None: no curve, the
+# final score only) and the test tasks of the final score, per grid.
 FIG4_INNER_ITERS = {"paper": (4, 8, 16, 32), "laptop": (4, 8, 16), "smoke": (2, 4)}
+FIG4_BATCHES = {"paper": (5, 10, 20), "laptop": (5, 10, 20), "smoke": (5, 10)}
+FIG4_BATCH_K = {"paper": 8, "laptop": 8, "smoke": 4}
 FIG4_META_ITERS = {"paper": 100_000, "laptop": 600, "smoke": 4}
 EVAL = {"fig3": {"paper": (1_000, 2_000, 10_000), "laptop": (100, 300, 500), "smoke": (3, 10, 4)},
         "fig4": {"paper": (0, None, 10_000), "laptop": (0, None, 300), "smoke": (0, None, 3)}}
@@ -58,7 +61,7 @@ class AblationRun:
     @property
     def slug(self) -> str:
         """A file name: ``fig3-laptop-mean-g1+g2`` for ``(g1+g2)/2``, ``fig4-laptop-reptile-k8`` for ``reptile k=8``."""
-        name = self.name.replace(" k=", "-k")
+        name = self.name.replace(" k=", "-k").replace(" batch=", "-b")
         if name.startswith("("):
             name = "mean-" + name[1:name.index(")")]
         return f"{self.grid}-{self.scale}-{name}"
@@ -84,11 +87,21 @@ def grid(name: str, scale: str = "laptop") -> list[AblationRun]:
             out.append(AblationRun(name, variant, scale, config.replace(eval_interval=interval), curve_tasks,
                                    final_tasks))
         return out
+    shape = [(k, 10) for k in FIG4_INNER_ITERS[scale]]
+    shape += [(FIG4_BATCH_K[scale], b) for b in FIG4_BATCHES[scale] if (FIG4_BATCH_K[scale], b) not in shape]
+    return [AblationRun(name, f"{variant} k={k}" + (f" batch={b}" if b != 10 else ""), scale,
+                        fig4_config(variant, k, b, scale), curve_tasks, final_tasks)
+            for k, b in shape for variant in FIG4_VARIANTS]
+
+
+def fig4_config(variant: str, inner_iters: int, inner_batch_size: int, scale: str) -> Config:
+    """The 5-way Omniglot preset with k and the inner batch set; a separate tail of one batch (batch/N shots)."""
+    fields = dict(FIG4_VARIANTS[variant])
+    if variant == "fomaml-separate-tail":
+        fields["foml_tail"] = inner_batch_size // 5
     meta_iters = FIG4_META_ITERS[scale]
-    return [AblationRun(name, f"{variant} k={k}", scale,
-                        presets.preset("omniglot-5way", scale, meta_iters=meta_iters, eval_interval=meta_iters,
-                                       inner_iters=k, **fields), curve_tasks, final_tasks)
-            for k in FIG4_INNER_ITERS[scale] for variant, fields in FIG4_VARIANTS.items()]
+    return presets.preset("omniglot-5way", scale, meta_iters=meta_iters, eval_interval=meta_iters,
+                          inner_iters=inner_iters, inner_batch_size=inner_batch_size, **fields)
 
 
 def shorten(ablation: AblationRun, meta_iters: int, curve_points: int = 3, curve_tasks: int = 50,

@@ -251,21 +251,23 @@ def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: d
     return ax
 
 
-def accuracy_vs_inner_iters(ax, records: dict, mode: str = "non_transductive"):
-    """Figure 4: final test accuracy (+- 95% CI) against inner iterations, one line per variant.
-    ``records`` maps run names ``"VARIANT k=K"`` to results records."""
+def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = "non_transductive"):
+    """Figure 4: final test accuracy (+- 95% CI) against a config ``field`` (``inner_iters``,
+    ``inner_batch_size``), one line per variant, over the records whose config matches ``where``. ``records``
+    maps run names ``"VARIANT k=K[ batch=B]"`` to results records."""
     lines: dict[str, list] = {}
     for name, record in records.items():
-        variant = name.rsplit(" k=", 1)[0]
-        lines.setdefault(variant, []).append((record["config"]["inner_iters"], record["final"][mode]))
+        config = record["config"]
+        if all(config[key] == value for key, value in where.items()):
+            lines.setdefault(name.split(" k=")[0], []).append((config[field], record["final"][mode]))
     for variant, points in lines.items():
         points.sort(key=lambda p: p[0])
-        ax.errorbar([k for k, _ in points], [s["accuracy"] for _, s in points],
+        ax.errorbar([x for x, _ in points], [s["accuracy"] for _, s in points],
                     yerr=[s["ci95"] for _, s in points], marker="o", capsize=3, label=variant)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted({k for points in lines.values() for k, _ in points}))
+    ax.set_xticks(sorted({x for points in lines.values() for x, _ in points}))
     ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
-    ax.set_xlabel("inner iterations k")
+    ax.set_xlabel({"inner_iters": "inner iterations k", "inner_batch_size": "inner batch size"}.get(field, field))
     ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
     ax.legend(fontsize=8)
     return ax

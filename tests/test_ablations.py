@@ -66,16 +66,17 @@ def _overlaps(config):
 
 
 def test_fig4_tails_overlap_exactly_as_designed():
-    """Separate tail: never. Shared tail, cycling: not within the first epoch (k <= 5 batches of 10 from 50
-    examples), always beyond it. Shared tail with replacement: the batches are independent draws."""
-    cells = {c.name: c.config for c in ablations.grid("fig4", "paper")}
-    for k in ablations.FIG4_INNER_ITERS["paper"]:
-        separate = cells[f"fomaml-separate-tail k={k}"]
-        assert separate.foml_tail * separate.num_classes == separate.inner_batch_size  # the tail is one batch
-        assert not any(_overlaps(separate))
-        assert all(_overlaps(cells[f"fomaml-shared-tail k={k}"])) == (k > 5)
-        assert not any(_overlaps(cells[f"fomaml-shared-tail k={k}"])) == (k <= 5)
-    assert any(_overlaps(cells["fomaml-shared-tail-replacement k=4"]))
+    """Separate tail: never, and it is exactly one inner batch. Shared tail, cycling: exactly when the k batches
+    exceed one epoch of the 50-example mini-dataset (k * batch > 50). With replacement: independent draws."""
+    cells = ablations.grid("fig4", "paper")
+    assert len(cells) == 4 * (len(ablations.FIG4_INNER_ITERS["paper"]) + len(ablations.FIG4_BATCHES["paper"]) - 1)
+    for cell in cells:
+        c, overlaps = cell.config, _overlaps(cell.config)
+        if cell.name.startswith("fomaml-separate-tail"):
+            assert c.foml_tail * c.num_classes == c.inner_batch_size and not any(overlaps)
+        elif cell.name.startswith("fomaml-shared-tail "):
+            assert all(overlaps) if c.inner_iters * c.inner_batch_size > 50 else not any(overlaps)
+    assert any(_overlaps(cells[3].config)) and cells[3].name == "fomaml-shared-tail-replacement k=4"
 
 
 def test_grids_name_every_cell_once_with_file_safe_names():
@@ -88,7 +89,9 @@ def test_grids_name_every_cell_once_with_file_safe_names():
     assert [c.name for c in fig3] == list(presets.FIG3_VARIANTS) and all(c.config.meta_iters == 3_000 for c in fig3)
     assert [c.config.algorithm for c in fig3 if c.name in ("g2", "g3", "g4")] == ["fomaml"] * 3
     assert fig3[0].config.inner_iters == 1 and fig3[0].config.algorithm == "reptile"  # g1 = joint training
-    assert len(ablations.grid("fig4", "laptop")) == 4 * len(ablations.FIG4_INNER_ITERS["laptop"])
+    fig4 = {c.name: c.config for c in ablations.grid("fig4", "laptop")}
+    assert (fig4["reptile k=16"].inner_iters, fig4["reptile k=16"].inner_batch_size) == (16, 10)
+    assert (fig4["fomaml-separate-tail k=8 batch=20"].foml_tail, fig4["reptile k=8 batch=5"].inner_batch_size) == (4, 5)
     with pytest.raises(ValueError, match="fig3, fig4"):
         ablations.grid("fig5")
 
@@ -132,7 +135,7 @@ def test_cli_lists_one_command_per_cell_and_refuses_unknown_cells():
     out = subprocess.run([sys.executable, "-m", "reptile_edu", "ablation", "fig4", "--scale", "paper", "--list"],
                          capture_output=True, text=True, check=True)
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 16 and all(line.startswith("python -m reptile_edu ablation fig4 --scale paper --only '")
+    assert len(lines) == 24 and all(line.startswith("python -m reptile_edu ablation fig4 --scale paper --only '")
                                     for line in lines)
     assert json.loads(out.stdout.splitlines()[-1])["runs"][0] == "reptile k=4"
     bad = subprocess.run([sys.executable, "-m", "reptile_edu", "ablation", "fig3", "--only", "g9"],
