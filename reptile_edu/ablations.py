@@ -153,6 +153,7 @@ def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_
         done = read(path)
         if done["config"] == config.to_dict() and done["meta_iters_run"] == config.meta_iters:
             return done
+    commit = results.commit()  # the code that trains, taken before training (the checkout may move meanwhile)
     train, test = datasets if datasets is not None else (load_dataset(config, "train", data_root),
                                                         load_dataset(config, "test", data_root))
     test = test.to(config.device)
@@ -176,7 +177,7 @@ def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_
               "final": final, "train_wall_s": summary["train_wall_s"],
               "final_eval_wall_s": round(time.perf_counter() - start, 2),
               "device": results.device_name(config.device), "torch": str(torch.__version__),
-              "commit": results.commit()}
+              "commit": commit}
     write_json(path, record)
     return record
 

@@ -237,7 +237,8 @@ def accuracy_at_equal_compute(axes, accuracy: dict):
 
 
 def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: dict | None = None):
-    """Figure 3: test accuracy (with its 95% CI band) against meta-iteration, one line per run."""
+    """Figure 3: test accuracy (with its 95% CI band) against meta-iteration, one line per run; the final score
+    (on more tasks) as a dot with its 95% CI at the last iteration."""
     for name, record in records.items():
         it = [p["iteration"] for p in record["curve"]]
         acc = [p[mode]["accuracy"] for p in record["curve"]]
@@ -245,6 +246,9 @@ def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: d
         line, = ax.plot(it, acc, label=name, **(styles or {}).get(name, {}))
         ax.fill_between(it, [a - c for a, c in zip(acc, ci)], [a + c for a, c in zip(acc, ci)],
                         color=line.get_color(), alpha=0.12)
+        final = record["final"][mode]
+        ax.errorbar([record["meta_iters_run"]], [final["accuracy"]], yerr=[final["ci95"]], fmt="o", ms=4, capsize=3,
+                    color=line.get_color())
     ax.set_xlabel("outer iteration")
     ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
     ax.legend(fontsize=8)

@@ -61,10 +61,9 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
         if event["event"] == "step" and event["iteration"] % checkpoint_every == 0:
             save(event["state"])
 
-    if state.iteration < config.meta_iters:
-        meta_train(config, callback=callback, eval_set=eval_set, dataset=dataset, state=state)
-    if not save_seconds or state.iteration % checkpoint_every:
-        save(state)
+    # a finished run too: meta_train then only adds the final evaluation if an interruption lost it
+    meta_train(config, callback=callback, eval_set=eval_set, dataset=dataset, state=state)
+    save(state)  # after the final evaluation, which the last periodic checkpoint precedes
     wall = state.history.wall_s
     return {"run_dir": str(run_dir), "checkpoint": str(path), "preset": config.preset,
             "meta_iters_run": state.iteration, "meta_iters_schedule": config.meta_iters,

@@ -103,7 +103,7 @@ def test_a_cell_trains_resumes_and_writes_its_results(tmp_path):
                                  cell.config.replace(inner_batch_size=10, num_shots=2, train_shots=4, meta_iters=6,
                                                      eval_interval=2), 3, 4)
     dirs = dict(runs_dir=tmp_path / "runs", results_dir=tmp_path / "results", datasets=(data, data),
-                show_progress=False)
+                show_progress=False, checkpoint_every=2)  # the last checkpoint comes before the final curve point
     # an interrupted cell: the first 4 iterations (and their curve points) are in the checkpoint
     partial = cell.config.replace(meta_iters=6)
     state = TrainState.new(partial)
