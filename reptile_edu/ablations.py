@@ -17,6 +17,7 @@ scored on fixed test tasks along the way (the learning curve, Figure 3) and once
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,12 @@ def grid(name: str, scale: str = "laptop") -> list[AblationRun]:
 
 def fig4_config(variant: str, inner_iters: int, inner_batch_size: int, scale: str) -> Config:
     """The 5-way Omniglot preset with k and the inner batch set; a separate tail of one batch (batch/N shots)."""
-    fields = dict(FIG4_VARIANTS[variant])
-    if variant == "fomaml-separate-tail":
-        fields["foml_tail"] = inner_batch_size // 5
     meta_iters = FIG4_META_ITERS[scale]
-    return presets.preset("omniglot-5way", scale, meta_iters=meta_iters, eval_interval=meta_iters,
-                          inner_iters=inner_iters, inner_batch_size=inner_batch_size, **fields)
+    config = presets.preset("omniglot-5way", scale, meta_iters=meta_iters, eval_interval=meta_iters,
+                            inner_iters=inner_iters, inner_batch_size=inner_batch_size, **FIG4_VARIANTS[variant])
+    if variant == "fomaml-separate-tail":
+        config = config.replace(foml_tail=inner_batch_size // config.num_classes)
+    return config
 
 
 def shorten(ablation: AblationRun, meta_iters: int, curve_points: int = 3, curve_tasks: int = 50,
@@ -184,8 +185,6 @@ def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_
 
 def read(path) -> dict:
     """One ablation results file; a malformed one is an error naming the file."""
-    import json
-
     try:
         record = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
