@@ -80,6 +80,7 @@ def _eval(args) -> dict:
 
 def _ablation(args) -> dict:
     from . import ablations
+    from .train import load_dataset
 
     cells = ablations.grid(args.grid, args.scale)
     if args.only:
@@ -92,12 +93,10 @@ def _ablation(args) -> dict:
         for c in cells:
             print(ablations.command(c, args.device), file=sys.stderr)
         return {"grid": args.grid, "scale": args.scale, "runs": [c.name for c in cells]}
-    datasets = None
+    config = cells[0].config  # every cell of a grid is on the same dataset
+    datasets = (load_dataset(config, "train", args.data_root), load_dataset(config, "test", args.data_root))
     done = {}
     for c in cells:
-        if datasets is None:
-            from .train import load_dataset
-            datasets = (load_dataset(c.config, "train", args.data_root), load_dataset(c.config, "test", args.data_root))
         record = ablations.run(c, args.runs_dir, args.results_dir, datasets=datasets, device=args.device)
         final = record["final"]["non_transductive"]
         print(f"{c.name}: {final['accuracy']:.2f} +- {final['ci95']:.2f}% after {record['meta_iters_run']} "
