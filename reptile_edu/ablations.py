@@ -37,14 +37,14 @@ FIG4_VARIANTS = {  # the separate tail's size follows the batch (``fig4_config``
     "fomaml-shared-tail-replacement": dict(algorithm="fomaml", replacement=True),
 }
 # Per scale: Figure 4's inner iterations (panel a, at the preset's batch of 10), inner batches (panel b, at k =
-# FIG4_BATCH_K) and meta-iterations; the test tasks per curve point, the curve's interval (None: no curve, the
-# final score only) and the test tasks of the final score, per grid.
+# FIG4_BATCH_K), meta-iterations and final test tasks (no curve: one score per cell); Figure 3's test tasks per
+# curve point, curve interval and final test tasks.
 FIG4_INNER_ITERS = {"paper": (4, 8, 16, 32), "laptop": (4, 8, 16), "smoke": (2, 4)}
 FIG4_BATCHES = {"paper": (5, 10, 20), "laptop": (5, 10, 20), "smoke": (5, 10)}
 FIG4_BATCH_K = {"paper": 8, "laptop": 8, "smoke": 4}
 FIG4_META_ITERS = {"paper": 100_000, "laptop": 600, "smoke": 4}
-EVAL = {"fig3": {"paper": (1_000, 2_000, 10_000), "laptop": (100, 300, 500), "smoke": (3, 10, 4)},
-        "fig4": {"paper": (0, None, 10_000), "laptop": (0, None, 300), "smoke": (0, None, 3)}}
+FIG4_FINAL_TASKS = {"paper": 10_000, "laptop": 300, "smoke": 3}
+FIG3_EVAL = {"paper": (1_000, 2_000, 10_000), "laptop": (100, 300, 500), "smoke": (3, 10, 4)}
 RUNS_DIR = "runs/ablations"
 RESULTS_DIR = "results/ablations"
 
@@ -80,18 +80,15 @@ def grid(name: str, scale: str = "laptop") -> list[AblationRun]:
         raise ValueError(f"unknown grid {name!r}: choose one of {', '.join(GRIDS)}")
     if scale not in presets.SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(presets.SCALES)}")
-    curve_tasks, interval, final_tasks = EVAL[name][scale]
     if name == "fig3":
-        out = []
-        for variant in presets.FIG3_VARIANTS:
-            config = presets.preset("omniglot-fig3", scale, variant)
-            out.append(AblationRun(name, variant, scale, config.replace(eval_interval=interval), curve_tasks,
-                                   final_tasks))
-        return out
+        curve_tasks, interval, final_tasks = FIG3_EVAL[scale]
+        return [AblationRun(name, variant, scale, presets.preset("omniglot-fig3", scale, variant,
+                                                                 eval_interval=interval), curve_tasks, final_tasks)
+                for variant in presets.FIG3_VARIANTS]
     shape = [(k, 10) for k in FIG4_INNER_ITERS[scale]]
     shape += [(FIG4_BATCH_K[scale], b) for b in FIG4_BATCHES[scale] if (FIG4_BATCH_K[scale], b) not in shape]
     return [AblationRun(name, f"{variant} k={k}" + (f" batch={b}" if b != 10 else ""), scale,
-                        fig4_config(variant, k, b, scale), curve_tasks, final_tasks)
+                        fig4_config(variant, k, b, scale), 0, FIG4_FINAL_TASKS[scale])
             for k, b in shape for variant in FIG4_VARIANTS]
 
 
