@@ -26,7 +26,7 @@ import torch
 
 from . import checkpoints, evaluation, presets, results, runs
 from .config import Config
-from .train import build_model, load_dataset
+from .train import load_dataset
 from .utils import write_json
 
 GRIDS = ("fig3", "fig4")
@@ -127,14 +127,8 @@ def _scores(out: dict) -> dict:
 
 def _scorer(run: AblationRun, test, tasks: int):
     """``score(phi, inner_state)``: the official evaluation on ``tasks`` fixed test tasks (eval seed 0)."""
-    config = run.config
-    model = build_model(config)
-    batch = presets.eval_batch_size(config.preset, config.num_shots, config.eval_batch_size)
-
     def score(phi, inner_state):
-        return _scores(evaluation.evaluate(model, phi, inner_state, test, config.num_classes, config.num_shots,
-                                           tasks, batch, config.eval_inner_iters, config.inner_lr, 0,
-                                           config.inner_optimizer))
+        return _scores(runs.evaluate_weights(run.config, phi, inner_state, test, run.config.num_shots, tasks))
     return score
 
 
@@ -165,8 +159,7 @@ def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_
     record = {"grid": ablation.grid, "name": ablation.name, "scale": ablation.scale, "config": config.to_dict(),
               "seed": config.seed, "meta_iters_run": saved["iteration"], "meta_iters_schedule": config.meta_iters,
               "eval": {"split": "test", "ways": config.num_classes, "shots": config.num_shots,
-                       "eval_batch": presets.eval_batch_size(config.preset, config.num_shots,
-                                                             config.eval_batch_size),
+                       "eval_batch": presets.eval_batch_size(config.preset, config.num_shots, config.eval_batch_size),
                        "eval_inner_iters": config.eval_inner_iters, "eval_seed": 0,
                        "curve_tasks": ablation.curve_tasks, "curve_interval": config.eval_interval,
                        "final_tasks": ablation.final_tasks},

@@ -93,6 +93,17 @@ def _load_model_source(source) -> dict:
             "checkpoint": str(checkpoints.shipped_path(source))}
 
 
+def evaluate_weights(config: Config, params, inner_state, dataset, shots: int, tasks: int,
+                     eval_seed: int = 0) -> dict:
+    """``evaluation.evaluate`` with ``config``'s own settings (N, the official eval minibatch for ``shots``,
+    eval steps, inner lr and optimiser): the one call that eval, export, the ablations and the shipped-checkpoint
+    test share. Returns ``evaluate``'s dict plus the ``eval_batch`` used."""
+    batch = presets.eval_batch_size(config.preset, shots, config.eval_batch_size)
+    out = evaluation.evaluate(build_model(config), params, inner_state, dataset, config.num_classes, shots, tasks,
+                              batch, config.eval_inner_iters, config.inner_lr, eval_seed, config.inner_optimizer)
+    return out | {"eval_batch": batch}
+
+
 def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 0, device: str = "cpu",
                     data_root=None, split: str = "test", dataset=None) -> dict:
     """The official evaluation of a run or checkpoint: one adaptation per task, both modes; a results record."""
@@ -100,7 +111,6 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
     config = Config(**loaded["config"]).replace(device=device)
     if config.dataset == "sine":
         raise ValueError("eval is for the image presets; the sine toy is evaluated by `python -m reptile_edu sine`")
-    model = build_model(config)
     dataset = (dataset if dataset is not None else load_dataset(config, split, data_root)).to(device)
     params = {k: v.to(device) for k, v in loaded["params"].items()}
     state = loaded["inner_state"]
@@ -108,14 +118,12 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
         state = {"v": {k: v.to(device) for k, v in state["v"].items()}, "t": state["t"].to(device)}
     evaluations = []
     for k in shots:
-        batch = presets.eval_batch_size(config.preset, k, config.eval_batch_size)
-        out = evaluation.evaluate(model, params, state, dataset, config.num_classes, k, tasks, batch,
-                                  config.eval_inner_iters, config.inner_lr, eval_seed, config.inner_optimizer)
+        out = evaluate_weights(config, params, state, dataset, k, tasks, eval_seed)
         for mode in evaluation.MODES:
             evaluations.append({"ways": config.num_classes, "shots": k, "mode": mode.replace("_", "-"),
                                 "tasks": tasks, "accuracy": round(out[mode]["accuracy"], 4),
                                 "ci95": round(out[mode]["ci95"], 4), "eval_seed": eval_seed,
-                                "eval_batch": batch, "eval_wall_s": round(out["eval_wall_s"], 2)})
+                                "eval_batch": out["eval_batch"], "eval_wall_s": round(out["eval_wall_s"], 2)})
     return {"preset": config.preset, "algorithm": config.algorithm, "path": config.path,
             "meta_iters_run": loaded["meta_iters_run"], "meta_iters_schedule": config.meta_iters,
             "train_wall_s": round(loaded["train_wall_s"], 2), "device": results.device_name(device),
@@ -130,12 +138,9 @@ def export_run(run_dir, name: str, data_root=None, dataset=None) -> dict:
         raise ValueError(f"export name must be a plain file name (got {name!r})")
     saved = checkpoints.load_run(Path(run_dir) / CHECKPOINT)
     config = Config(**saved["config"]).replace(device="cpu")
-    check = evaluation.evaluate(build_model(config), saved["phi"], saved["inner_state"],
-                                dataset if dataset is not None else load_dataset(config, "test", data_root),
-                                config.num_classes, EXPORT_CHECK["shots"], EXPORT_CHECK["tasks"],
-                                presets.eval_batch_size(config.preset, EXPORT_CHECK["shots"], config.eval_batch_size),
-                                config.eval_inner_iters, config.inner_lr, EXPORT_CHECK["eval_seed"],
-                                config.inner_optimizer)
+    check = evaluate_weights(config, saved["phi"], saved["inner_state"],
+                             dataset if dataset is not None else load_dataset(config, "test", data_root),
+                             EXPORT_CHECK["shots"], EXPORT_CHECK["tasks"], EXPORT_CHECK["eval_seed"])
     provenance = {"meta_iters_run": saved["iteration"], "meta_iters_schedule": config.meta_iters,
                   "train_wall_s": saved["history"]["wall_s"], "commit": results.commit(), "torch": str(torch.__version__),
                   "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

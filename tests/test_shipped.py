@@ -1,10 +1,10 @@
 """The shipped checkpoint reproduces, on CPU, the 20-task accuracy stored when it was exported."""
 import pytest
 
-from reptile_edu import checkpoints, evaluation, presets
+from reptile_edu import checkpoints, evaluation, runs
 from reptile_edu.config import Config
 from reptile_edu.runs import EXPORT_CHECK
-from reptile_edu.train import build_model, load_dataset
+from reptile_edu.train import load_dataset
 from tests.fixtures import SHARED_DATA
 
 SHIPPED = sorted(p.stem for p in checkpoints.SHIPPED_DIR.glob("*.pt"))
@@ -21,11 +21,8 @@ def test_shipped_checkpoint_reproduces_its_export_check(name):
     assert checkpoints.shipped_path(name).stat().st_size < 2**20  # package data stays small
     check = shipped["provenance"]["check"]
     assert {k: check[k] for k in EXPORT_CHECK} == EXPORT_CHECK
-    out = evaluation.evaluate(build_model(config), shipped["params"], shipped["inner_state"],
-                              load_dataset(config, "test", SHARED_DATA), config.num_classes, EXPORT_CHECK["shots"],
-                              EXPORT_CHECK["tasks"],
-                              presets.eval_batch_size(config.preset, EXPORT_CHECK["shots"], config.eval_batch_size),
-                              config.eval_inner_iters, config.inner_lr, EXPORT_CHECK["eval_seed"],
-                              config.inner_optimizer)
+    out = runs.evaluate_weights(config, shipped["params"], shipped["inner_state"],
+                                load_dataset(config, "test", SHARED_DATA), EXPORT_CHECK["shots"],
+                                EXPORT_CHECK["tasks"], EXPORT_CHECK["eval_seed"])
     for mode in evaluation.MODES:
         assert out[mode]["accuracy"] == check[mode], mode  # exact: same tasks, same arithmetic on CPU
