@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import checkpoints, presets
+from . import presets
 from .results import read_results
 
 # (algorithm, evaluation mode) of each paper row; the MAML-paper rows are all transductive (paper-spec 9.2).
@@ -46,11 +46,6 @@ def load_results(results_dir="results") -> dict[str, dict]:
         raise FileNotFoundError(f"no results folder at {folder}: run `python -m reptile_edu eval ... --results "
                                 f"{folder}/NAME.json` first")
     return {p.name: read_results(p) for p in sorted(folder.glob("*.json"))}
-
-
-def require_checkpoint(name_or_path) -> dict:
-    """The shipped checkpoint, or a FileNotFoundError saying how to make it (the report needs it to re-evaluate)."""
-    return checkpoints.load_shipped(name_or_path)
 
 
 def _best(records: dict[str, dict], preset: str, algorithm: str, shots: int, mode: str):

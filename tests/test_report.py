@@ -53,7 +53,7 @@ def test_missing_results_folder_or_checkpoint_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="reptile_edu eval"):
         report.load_results(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="export"):
-        report.require_checkpoint(tmp_path / "missing.pt")
+        checkpoints.load_shipped(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoints.CheckpointError):
-        report.require_checkpoint(tmp_path / "junk.pt")
+        checkpoints.load_shipped(tmp_path / "junk.pt")
