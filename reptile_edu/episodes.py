@@ -2,7 +2,7 @@
 
 ``evaluation.evaluate`` answers "how accurate, over thousands of tasks"; the functions here answer "what did
 adaptation change on THIS task": the same official adaptation (``inner.run`` on ``tasks.support_batches``)
-and the same two prediction modes (``evaluation.predict``), returned before and after for one episode.
+and the same two prediction modes (``evaluation.logits``), returned before and after for one episode.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from . import inner, tasks
 from .config import DATA_ENV, data_root
-from .evaluation import predict
+from .evaluation import MODES, evaluate, logits
 from .models import stack
 
 
@@ -25,20 +25,13 @@ def sample_episode(dataset, num_classes: int = 5, num_shots: int = 1, seed: int 
     return tasks.eval_episodes(dataset, num_classes, num_shots, 1, torch.Generator().manual_seed(seed))
 
 
-@torch.no_grad()
-def _probs(model, params, support_x, query_x) -> torch.Tensor:
-    """Non-transductive class probabilities [N, classes] of each query (support set + that query, last row)."""
-    rows = [model.forward(params, torch.cat([support_x, query_x[:, j:j + 1]], dim=1))[0, -1]
-            for j in range(query_x.shape[1])]
-    return torch.stack(rows).softmax(dim=-1)
-
-
 def adapt_episode(model, phi, adam_state, episode, inner_iters: int = 50, batch_size: int = 5,
                   inner_lr: float = 1e-3, optimizer: str = "adam", seed: int = 0) -> dict:
     """Adapt ``phi`` to one episode exactly as the official evaluation does, and report before/after.
 
     Returns ``{"before": {mode: preds [N]}, "after": {...}, "probs_before"/"probs_after": [N, N]
-    (non-transductive), "accuracy_before"/"accuracy_after": {mode: percent}, "query_y": [N], "losses": [k]}``.
+    (non-transductive), "accuracy_before"/"accuracy_after": {mode: percent}, "query_y": [N], "losses": [k],
+    "params": the adapted weights ([1, ...])}``.
     ``adam_state`` ([1, ...] or None) is the carried inner state the evaluation starts from; never modified.
     """
     if inner_iters < 0:
@@ -57,12 +50,14 @@ def adapt_episode(model, phi, adam_state, episode, inner_iters: int = 50, batch_
         state = inner.expand_state(adam_state, 1) if optimizer == "adam" else None
         params, _, losses = inner.run(model, start, batches, optimizer, inner_lr, state)
     for when, p in (("before", start), ("after", params)):
-        preds = predict(model, p, sx, qx)
-        for mode, pred in preds.items():
-            out[when][mode] = pred[0].cpu()
-            out[f"accuracy_{when}"][mode] = 100.0 * (pred[0] == qy[0]).double().mean().item()
-        out[f"probs_{when}"] = _probs(model, p, sx, qx).cpu()
+        scores = logits(model, p, sx, qx)  # one set of forwards gives the predictions and the probabilities
+        for mode in MODES:
+            pred = scores[mode][0].argmax(dim=-1)
+            out[when][mode] = pred.cpu()
+            out[f"accuracy_{when}"][mode] = 100.0 * (pred == qy[0]).double().mean().item()
+        out[f"probs_{when}"] = scores["non_transductive"][0].softmax(dim=-1).cpu()
     out["losses"] = losses[:, 0].cpu() if losses.numel() else losses
+    out["params"] = params
     return out
 
 
@@ -141,12 +136,10 @@ def explore(model, phi, adam_state, dataset, num_classes: int = 5, num_shots: in
     """What the test-time widget shows for one setting: accuracy over ``num_tasks`` fixed tasks (both modes,
     ``evaluation.evaluate``) and one episode adapted with ``adapt_episode``. ``inner_iters = 0`` is "no
     adaptation" (the accuracy of the meta-initialisation itself, which is chance for a random head)."""
-    from .evaluation import evaluate
-
     if inner_iters >= 1:
         acc = evaluate(model, phi, adam_state, dataset, num_classes, num_shots, num_tasks, batch_size, inner_iters,
                        inner_lr, seed)
-        accuracy = {m: (acc[m]["accuracy"], acc[m]["ci95"]) for m in ("transductive", "non_transductive")}
+        accuracy = {m: (acc[m]["accuracy"], acc[m]["ci95"]) for m in MODES}
     else:
         accuracy = None
     episode = sample_episode(dataset, num_classes, num_shots, seed)
@@ -158,11 +151,9 @@ def accuracy_probe(model, dataset, num_classes: int = 5, num_shots: int = 1, num
                    batch_size: int = 5, inner_iters: int = 50, inner_lr: float = 1e-3, seed: int = 0):
     """An ``eval_set`` for ``meta_train``: ``probe(phi, inner_state) -> {"transductive": %, "non_transductive": %}``
     on the same ``num_tasks`` fixed tasks every time, so a live curve compares like with like."""
-    from .evaluation import evaluate
-
     def probe(phi, inner_state):
         out = evaluate(model, phi, inner_state, dataset, num_classes, num_shots, num_tasks, batch_size,
                        inner_iters, inner_lr, seed)
-        return {m: out[m]["accuracy"] for m in ("transductive", "non_transductive")}
+        return {m: out[m]["accuracy"] for m in MODES}
 
     return probe

@@ -99,17 +99,22 @@ def _sample_tasks(dataset, num_classes, num_shots, count, eval_batch_size, eval_
 
 
 @torch.no_grad()
-def predict(model, params: Params, support_x, query_x) -> dict[str, torch.Tensor]:
-    """Predicted labels [T, N] of the queries in both modes, from the same adapted weights.
+def logits(model, params: Params, support_x, query_x) -> dict[str, torch.Tensor]:
+    """Query logits [T, N, classes] in both modes, from the same adapted weights.
 
     transductive: one forward of the N queries alone (batch-norm statistics from the queries).
     non_transductive: N forwards, each of the whole support set plus one query; the prediction is the last row
     (statistics from the support set and that query; official ``_test_predictions``).
     """
-    trans = model.forward(params, query_x).argmax(dim=-1)
-    rows = [model.forward(params, torch.cat([support_x, query_x[:, j:j + 1]], dim=1))[:, -1].argmax(dim=-1)
+    trans = model.forward(params, query_x)
+    rows = [model.forward(params, torch.cat([support_x, query_x[:, j:j + 1]], dim=1))[:, -1]
             for j in range(query_x.shape[1])]
     return {"transductive": trans, "non_transductive": torch.stack(rows, dim=1)}
+
+
+def predict(model, params: Params, support_x, query_x) -> dict[str, torch.Tensor]:
+    """Predicted labels [T, N] of the queries in both modes (the argmax of ``logits``)."""
+    return {mode: out.argmax(dim=-1) for mode, out in logits(model, params, support_x, query_x).items()}
 
 
 def summarise(per_task: torch.Tensor) -> dict:

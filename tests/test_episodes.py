@@ -34,6 +34,7 @@ def test_adapt_episode_matches_evaluate_on_the_same_task(tiny):
         assert torch.equal(out["after"][mode], preds[mode][0])
         assert out["accuracy_after"][mode] == 100.0 * (preds[mode][0] == qy[0]).double().mean().item()
     assert torch.equal(out["losses"], losses[:, 0])
+    assert all(torch.equal(out["params"][k], params[k]) for k in params)
     assert out["probs_after"].shape == (5, 5) and torch.allclose(out["probs_after"].sum(1), torch.ones(5))
     # phi is never modified, and 0 steps leave before == after
     same = episodes.adapt_episode(model, phi, None, episode, inner_iters=0)
