@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -106,6 +108,26 @@ def write_tiny_omniglot(root, characters: int = 8, per_class: int = 20, seed: in
                         Image.fromarray(arr).convert("1").save(buf, format="PNG")
                         z.writestr(f"{set_name}/{alphabet}/character{c:02d}/{c:04d}_{i:02d}.png", buf.getvalue())
     return root
+
+
+def omniglot_or_standin(splits=("train", "test")) -> tuple[Path, bool, tuple]:
+    """The notebooks' Omniglot: ``(root, real, datasets in splits order)``.
+
+    The real set (``find_data_root``) on the paper's 1,200/423 split; else a stand-in from
+    ``write_tiny_omniglot`` in a temporary folder on its background/evaluation split, with its expected
+    "not 1,623 characters" warning silenced (``real`` is then False, and the notebook says so).
+    """
+    from .data.omniglot import load_omniglot
+
+    root = find_data_root("omniglot")
+    real = root is not None
+    if not real:
+        root = write_tiny_omniglot(Path(tempfile.mkdtemp()) / "omniglot")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default" if real else "ignore")
+        datasets = tuple(load_omniglot(root, split, benchmark="reptile" if real else "background-evaluation")
+                         for split in splits)
+    return root, real, datasets
 
 
 def write_tiny_miniimagenet(root, classes=(6, 2, 5), per_class: int = 16, seed: int = 0) -> Path:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from reptile_edu import episodes, evaluation, inner
+from reptile_edu.config import CACHE_ENV
 from reptile_edu.data.miniimagenet import load_miniimagenet
 from reptile_edu.data.omniglot import load_omniglot
 from reptile_edu.models import OmniglotCNN, stack
@@ -110,3 +111,13 @@ def test_live_training_callback_records_and_draws(monkeypatch):
         cb({"event": "step", "iteration": i, "loss": float(10 - i), "meta_step": 1.0})
     cb({"event": "eval", "iteration": 4, "transductive": 50.0, "non_transductive": 40.0})
     assert cb.losses == [9.0, 8.0, 7.0, 6.0] and cb.evals == [(4, 40.0)]
+
+
+def test_omniglot_or_standin_falls_back_to_a_generated_set(monkeypatch, tmp_path):
+    monkeypatch.setattr(episodes, "find_data_root", lambda dataset: None)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the stand-in's expected subset warning is silenced, nothing else raised
+        root, real, (train, test) = episodes.omniglot_or_standin()
+    assert not real and root.name == "omniglot" and (root / "images_background.zip").is_file()
+    assert train.num_classes == 2 * 8 * 4 and test.num_classes == 8  # background (rotated) / evaluation alphabets
