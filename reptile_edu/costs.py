@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -231,8 +232,6 @@ def cost_rows(ks=(1, 2, 5, 10, 20), algorithms=ALGORITHMS, meta_batch_size: int 
 
 def load_results(folder) -> dict:
     """``results/costs/*.json`` as {"devices": {device: cost file}, "accuracy": accuracy file or None}."""
-    from pathlib import Path
-
     folder = Path(folder)
     files = sorted(folder.glob("*.json"))
     if not files:
@@ -248,6 +247,8 @@ def takeaway_table(cost: dict, accuracy: dict | None, k: int = 5) -> list[dict]:
     rows = {(r["algorithm"], r["k"]): r for r in cost["rows"]}
     ks = sorted({r["k"] for r in cost["rows"] if r["algorithm"] == "maml"})
     base = rows[("reptile", k)]
+    sine = {s["algorithm"]: s for s in accuracy["sine"]} if accuracy else {}
+    omni = {o["algorithm"]: o for o in accuracy["omniglot"]} if accuracy else {}
     table = []
     for alg in ALGORITHMS:
         r, lo, hi = rows[(alg, k)], rows[(alg, ks[0])], rows[(alg, ks[-1])]
@@ -256,8 +257,6 @@ def takeaway_table(cost: dict, accuracy: dict | None, k: int = 5) -> list[dict]:
                  "graph_vs_reptile": r["saved_peak_bytes"] / base["saved_peak_bytes"],
                  f"graph_growth_k{ks[0]}_to_k{ks[-1]}": hi["saved_peak_bytes"] / lo["saved_peak_bytes"]}
         if accuracy:
-            sine = {s["algorithm"]: s for s in accuracy["sine"]}
-            omni = {o["algorithm"]: o for o in accuracy["omniglot"]}
             entry["sine_mse"] = sine[alg]["mse"] if alg in sine else None
             entry["omniglot_5shot"] = omni[alg]["5shot"]["transductive"]["accuracy"] if alg in omni else None
         table.append(entry)
