@@ -204,9 +204,11 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
             d, state.inner_state, losses = meta.meta_step(config.algorithm, model, phi, batches,
                                                           config.inner_optimizer, config.inner_lr,
                                                           state.inner_state, config.path, carry)
-        loss = losses[0].mean().item()
-        # one sync for every inner loss and the whole displacement: NaN/inf anywhere stops the run before phi moves
-        if not torch.isfinite(losses.sum() + sum(v.sum() for v in d.values())):
+        # one device sync for the logged loss and a check of every inner loss and the whole displacement:
+        # NaN/inf anywhere stops the run before phi moves
+        finite = torch.isfinite(losses.sum() + sum(v.sum() for v in d.values()))
+        loss, ok = torch.stack([losses[0].mean().double(), finite.double()]).tolist()
+        if not ok:
             raise FloatingPointError(f"training diverged at meta-iteration {i} (inner loss {loss}): "
                                      f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
         state.outer.apply(phi, d, eps)
