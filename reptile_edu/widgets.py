@@ -76,15 +76,16 @@ def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_
     from . import episode_plots, episodes
 
     style = {"description_width": "130px"}
-    steps = w.IntSlider(value=50, min=0, max=100, step=5, description="adaptation steps", style=style,
+    defaults = (50, 1e-3, 1)  # steps, step size, shots: the settings an ``initial`` result was computed with
+    steps = w.IntSlider(value=defaults[0], min=0, max=100, step=5, description="adaptation steps", style=style,
                         continuous_update=False)
-    lr = w.FloatLogSlider(value=1e-3, base=10, min=-4, max=-1.5, description="inner step size", style=style,
+    lr = w.FloatLogSlider(value=defaults[1], base=10, min=-4, max=-1.5, description="inner step size", style=style,
                           continuous_update=False)
-    shots = w.IntSlider(value=1, min=1, max=min(5, dataset.per_class - 1), description="shots", style=style,
+    shots = w.IntSlider(value=defaults[2], min=1, max=min(5, dataset.per_class - 1), description="shots", style=style,
                         continuous_update=False)
 
     def show(inner_iters, inner_lr, num_shots):
-        if initial is not None and (inner_iters, inner_lr, num_shots) == (50, 1e-3, 1):
+        if initial is not None and (inner_iters, inner_lr, num_shots) == defaults:
             out = initial
         else:
             out = episodes.explore(model, phi, adam_state, dataset, num_classes, num_shots, inner_iters, inner_lr,
