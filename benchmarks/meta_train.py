@@ -1,20 +1,27 @@
-"""Image meta-training and evaluation speed: a community-style loop vs the package's faithful and vectorised paths.
+"""Image meta-training and evaluation speed: a community-style loop vs the package's paths, on CPU or GPU.
 
-    python benchmarks/meta_train.py                  # about 5 minutes on an idle 2-core CPU
+    python benchmarks/meta_train.py                       # omniglot-5way on the CPU, about 5 minutes on 2 cores
+    python benchmarks/meta_train.py --device cuda --preset omniglot-20way --data-root ../shared/data
     REPTILE_EDU_SMOKE=1 python benchmarks/meta_train.py   # seconds, for checking the script
 
-``omniglot-5way`` settings (5-way, train-shots 10, meta-batch 5, 5 inner Adam steps of 10 images, beta1 = 0,
-lr 1e-3) on an Omniglot-shaped dataset (4,800 classes x 20 random 28x28 images: the sampling and the maths
-are those of real data, without the decoding). All three draw their minibatches from ``tasks.training_batches``.
+A preset's paper settings (N-way, train-shots, meta-batch, inner batch and steps, Adam beta1 = 0, lr; eval batch
+and 50 eval steps). Data: the preset's real train split when ``--data-root`` holds it, else a random dataset of
+the split's shape (Omniglot 4,800 classes x 20 of 28x28; Mini-ImageNet 64 x 600 of 84x84x3): the sampling and
+the maths are those of real data, without the decoding. Every method draws from ``tasks.training_batches``.
 1. ``naive``: the way community ports write it: ``nn.Module`` net, ``copy.deepcopy`` per task, a new
    ``torch.optim.Adam`` per task (so the Adam state is reset, not carried), a Python loop over tasks.
 2. ``faithful``: ``meta.meta_step(path="faithful")``, the official serial semantics with the carried state.
-3. ``vectorised``: ``meta.meta_step(path="vectorised")``, the meta-batch as one folded network.
-Evaluation (5-way 1-shot, eval batch 5, 50 steps, both prediction modes): naive per task (deep copy, new
-optimiser, N+1 forwards) vs ``evaluation.evaluate`` over chunks of tasks. The methods are timed in
-alternating rounds so a shared machine's load drifts over all of them alike. One thread each.
-Last line: one flat JSON object (keys of interfaces.md section 7).
+3. ``vectorised``: ``meta.meta_step(path="vectorised")``, the meta-batch as one folded network, one
+   iteration at a time as ``train.meta_train``'s per-iteration loop (the logged loss read every iteration).
+4. ``graphed`` (CUDA only): ``graphs.StaticStep``, the same vectorised step captured once as a CUDA graph and
+   replayed, the losses read every ``graphs.SYNC`` iterations: what ``train`` runs on a GPU.
+Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): naive per task (deep copy, new
+optimiser, N+1 forwards) vs ``evaluation.evaluate`` (its default chunks of 100 tasks). Methods are timed in
+alternating rounds so a shared machine's load drifts over all of them alike; on the CPU one thread each.
+Last line: one flat JSON object (keys of interfaces.md section 7, plus ``preset``, ``graphed_it_s`` and
+``graphed_speedup`` on CUDA).
 """
+import argparse
 import copy
 import json
 import time
@@ -22,26 +29,29 @@ import time
 import torch
 from torch import nn
 
-from reptile_edu import budget, evaluation, meta
-from reptile_edu.models import TF_BN_EPSILON, OmniglotCNN
+from reptile_edu import budget, evaluation, graphs, meta, presets, results, train
+from reptile_edu.models import TF_BN_EPSILON
 from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches, training_batches
 
-N, TRAIN_SHOTS, META_BATCH, INNER_BATCH, INNER_ITERS, LR = 5, 10, 5, 10, 5, 1e-3
-EVAL_BATCH, EVAL_ITERS = 5, 50
+SHAPES = {"omniglot": (4800, 20, 1, 28, 28), "miniimagenet": (64, 600, 3, 84, 84)}
 
 
-def naive_net():
-    layers, in_ch = [], 1
+def naive_net(model):
+    """The preset's network as community ports write it: nn.Module layers, BN on batch statistics."""
+    layers, in_ch = [], model.in_channels
     for _ in range(4):
-        layers += [nn.Conv2d(in_ch, 64, 3, 2, 1), nn.BatchNorm2d(64, eps=TF_BN_EPSILON, track_running_stats=False),
-                   nn.ReLU()]
-        in_ch = 64
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(256, N))
+        layers += [nn.Conv2d(in_ch, model.channels, 3, model.stride, 1),
+                   nn.BatchNorm2d(model.channels, eps=TF_BN_EPSILON, track_running_stats=False)]
+        if model.pool:
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+        layers.append(nn.ReLU())
+        in_ch = model.channels
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(model.features, model.num_classes))
 
 
-def naive_adapt(net, batches):
+def naive_adapt(net, batches, lr):
     clone = copy.deepcopy(net)
-    opt = torch.optim.Adam(clone.parameters(), lr=LR, betas=(0.0, 0.999))
+    opt = torch.optim.Adam(clone.parameters(), lr=lr, betas=(0.0, 0.999))
     for x, y in batches:
         opt.zero_grad()
         nn.functional.cross_entropy(clone(x), y, reduction="sum").backward()
@@ -49,12 +59,13 @@ def naive_adapt(net, batches):
     return clone
 
 
-def naive_meta_step(net, batches, eps):
+def naive_meta_step(net, batches, eps, lr):
+    tasks = batches[0][0].shape[0]
     new = [torch.zeros_like(p) for p in net.parameters()]
-    for t in range(META_BATCH):
-        adapted = naive_adapt(net, [(x[t], y[t]) for x, y in batches])
+    for t in range(tasks):
+        adapted = naive_adapt(net, [(x[t], y[t]) for x, y in batches], lr)
         for acc, p in zip(new, adapted.parameters()):
-            acc += p.detach() / META_BATCH
+            acc += p.detach() / tasks
     with torch.no_grad():
         for p, avg in zip(net.parameters(), new):
             p += eps * (avg - p)
@@ -67,58 +78,110 @@ def naive_predict(net, sx, qx):
     return trans, non
 
 
-def main():
-    torch.set_num_threads(1)
-    rounds, iters, eval_tasks = budget(3, 1), budget(6, 1), budget(20, 2)
+def dataset_for(config, data_root, smoke: bool, device):
+    """The preset's train split from ``data_root`` if given, else random pixels of its shape (fewer in smoke),
+    made on ``device``."""
+    if data_root:
+        return train.load_dataset(config, "train", data_root).to(device), "real"
+    classes, per_class, *chw = SHAPES[config.dataset]
+    if smoke:
+        classes, per_class = 40, 20
+    gen = torch.Generator(device).manual_seed(0)
+    images = torch.randint(0, 256, (classes, per_class, *chw), dtype=torch.uint8, generator=gen, device=device)
+    return ImageDataset(images, [f"c{i}" for i in range(classes)], f"{config.dataset}-shaped"), "random"
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(preset: str, device: str, data_root=None) -> dict:
+    smoke = budget(False, True)
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    config = presets.preset(preset, "paper", device=device)
+    data, source = dataset_for(config, data_root, smoke, dev)
+    lr, n = config.inner_lr, config.num_classes
+    eval_batch = presets.eval_batch_size(preset, 1, config.eval_batch_size)
+    rounds, iters, eval_tasks = budget(3 if dev.type == "cpu" else 2, 1), budget(6 if dev.type == "cpu" else 20, 1), \
+        budget(20, 2)
+    big_eval = budget(100 if dev.type == "cpu" else 1000, 2)
     gen = torch.Generator().manual_seed(0)
-    data = ImageDataset(torch.randint(0, 256, (4800, 20, 1, 28, 28), dtype=torch.uint8, generator=gen),
-                        [f"c{i}" for i in range(4800)], "omniglot-shaped")
-    model, net = OmniglotCNN(N), naive_net()
-    phi = model.init_params(gen)
+    model = train.build_model(config)
+    net = naive_net(model).to(dev)
+    phi = {k: v.to(dev) for k, v in model.init_params(gen).items()}
     states = {"faithful": None, "vectorised": None}
 
     def batches():
-        return training_batches(data, N, TRAIN_SHOTS, INNER_BATCH, INNER_ITERS, META_BATCH, gen)
+        return [(x.to(dev), y.to(dev)) for x, y in train.sample_batches(config, gen, data)]
 
     def run_path(path):
-        d, states[path], _ = meta.meta_step("reptile", model, phi, batches(), "adam", LR, states[path], path)
-        torch._foreach_add_(list(phi.values()), list(d.values()), alpha=0.5)
+        d, states[path], losses = meta.meta_step("reptile", model, phi, batches(), "adam", lr, states[path], path)
+        torch._foreach_add_(list(phi.values()), torch._foreach_mul(list(d.values()), 0.5))
+        losses[0].mean().item()  # the per-iteration loop reads the logged loss every iteration
+
+    # name -> (one call, meta-iterations per call, calls per round)
+    jobs = {"naive": (lambda: naive_meta_step(net, batches(), 0.5, lr), 1, iters),
+            "faithful": (lambda: run_path("faithful"), 1, iters),
+            "vectorised": (lambda: run_path("vectorised"), 1, iters)}
+    if dev.type == "cuda":  # the graph path is timed over whole chunks (one host sync each), as train runs it
+        runner = graphs.StaticStep(train.TrainState.new(config), model, data)
+        jobs["graphed"] = (lambda: runner.run(graphs.SYNC), graphs.SYNC, budget(3, 1))
 
     def naive_eval():
         for _ in range(eval_tasks):
-            sx, sy, qx, qy = eval_episodes(data, N, 1, 1, gen)
-            adapted = naive_adapt(net, [(x[0], y[0]) for x, y in support_batches(sx, sy, EVAL_BATCH, EVAL_ITERS, gen)])
-            naive_predict(adapted, sx[0], qx[0])
+            sx, sy, qx, qy = eval_episodes(data, n, 1, 1, gen)
+            steps = support_batches(sx, sy, eval_batch, config.eval_inner_iters, gen)
+            naive_predict(naive_adapt(net, [(x[0], y[0]) for x, y in steps], lr), sx[0], qx[0])
 
     def ours_eval():
-        evaluation.evaluate(model, phi, states["faithful"], data, N, 1, eval_tasks, EVAL_BATCH, EVAL_ITERS, LR,
-                            chunk_size=eval_tasks)
+        evaluation.evaluate(model, phi, states["faithful"], data, n, 1, big_eval, eval_batch,
+                            config.eval_inner_iters, lr)
 
-    jobs = {"naive": lambda: naive_meta_step(net, batches(), 0.5), "faithful": lambda: run_path("faithful"),
-            "vectorised": lambda: run_path("vectorised")}
-    for job in jobs.values():  # warm-up (oneDNN primitive creation)
+    for job, _, _ in jobs.values():  # warm-up (cuDNN / oneDNN set-up; the graph is captured here)
         job()
+    ours_eval()
+    sync(dev)
     seconds = dict.fromkeys(list(jobs) + ["naive_eval", "vectorised_eval"], 0.0)
     for _ in range(rounds):
-        for name, job in jobs.items():
+        for name, (job, _, calls) in jobs.items():
             start = time.perf_counter()
-            for _ in range(iters):
+            for _ in range(calls):
                 job()
+            sync(dev)
             seconds[name] += time.perf_counter() - start
         for name, job in (("naive_eval", naive_eval), ("vectorised_eval", ours_eval)):
             start = time.perf_counter()
             job()
+            sync(dev)
             seconds[name] += time.perf_counter() - start
-    it_s = {name: rounds * iters / seconds[name] for name in jobs}
-    eval_s = {name: rounds * eval_tasks / seconds[name] for name in ("naive_eval", "vectorised_eval")}
-    print(json.dumps({"device": "cpu (1 thread, shared 2-core machine)",
-                      "naive_it_s": round(it_s["naive"], 3), "faithful_it_s": round(it_s["faithful"], 3),
-                      "vectorised_it_s": round(it_s["vectorised"], 3),
-                      "faithful_speedup": round(it_s["faithful"] / it_s["naive"], 3),
-                      "vectorised_speedup": round(it_s["vectorised"] / it_s["naive"], 3),
-                      "naive_eval_tasks_s": round(eval_s["naive_eval"], 3),
-                      "vectorised_eval_tasks_s": round(eval_s["vectorised_eval"], 3),
-                      "eval_speedup": round(eval_s["vectorised_eval"] / eval_s["naive_eval"], 3)}))
+    it_s = {name: rounds * calls * per / seconds[name] for name, (_, per, calls) in jobs.items()}
+    eval_s = {"naive_eval": rounds * eval_tasks / seconds["naive_eval"],
+              "vectorised_eval": rounds * big_eval / seconds["vectorised_eval"]}
+    name = results.device_name(dev) + (" (1 thread)" if dev.type == "cpu" else "")
+    out = {"device": name, "preset": preset, "data": source,
+           "naive_it_s": round(it_s["naive"], 3), "faithful_it_s": round(it_s["faithful"], 3),
+           "vectorised_it_s": round(it_s["vectorised"], 3),
+           "faithful_speedup": round(it_s["faithful"] / it_s["naive"], 3),
+           "vectorised_speedup": round(it_s["vectorised"] / it_s["naive"], 3),
+           "naive_eval_tasks_s": round(eval_s["naive_eval"], 3),
+           "vectorised_eval_tasks_s": round(eval_s["vectorised_eval"], 3),
+           "eval_speedup": round(eval_s["vectorised_eval"] / eval_s["naive_eval"], 3)}
+    if "graphed" in it_s:
+        out.update(graphed_it_s=round(it_s["graphed"], 3), graphed_speedup=round(it_s["graphed"] / it_s["naive"], 3))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="omniglot-5way", choices=["omniglot-5way", "omniglot-20way",
+                                                                       "miniimagenet-5way"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--data-root", help="real data (holds omniglot/ or miniimagenet/); default: random pixels")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.preset, args.device, args.data_root)))
 
 
 if __name__ == "__main__":

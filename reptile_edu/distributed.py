@@ -59,7 +59,7 @@ def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, st
     d, end, losses = meta.DISPLACEMENTS[algorithm](model, phi, local, optimizer, lr,
                                                     inner.expand_state(start, last - first))
     parts = [v * (last - first) for v in d.values()] + [losses.sum(dim=1)]
-    merged = inner.merge_states(start, end, first, total) if keep else None
+    merged = inner.merge_states(start, end, losses.shape[0], first, total) if keep else None
     if merged is not None:
         parts += list(merged["v"].values())
     reduced = _all_reduce_sum(parts)

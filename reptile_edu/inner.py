@@ -6,8 +6,6 @@ optimisers return new tensors and never touch their inputs, so "before" and "aft
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .models import Params
@@ -52,8 +50,9 @@ def adam_step(model, params: Params, state: dict, batch, lr: float) -> tuple[Par
 
     TF form: lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) with beta1 = 0, and eps added to sqrt(v)
     (PyTorch adds it to the bias-corrected root; with eps = 1e-8 the difference is negligible).
-    When every task has the same step count (always, in this package) the update is a few fused
-    ``_foreach`` kernels over all tensors instead of a Python loop of small ones.
+    All tasks of a call share one step count (they start from one state: ``adam_state`` or ``expand_state``),
+    so lr_t is one scalar *tensor*: the update is a few fused ``_foreach`` kernels with no device sync, which
+    is what lets a whole meta-iteration be captured as a CUDA graph (``graphs.py``).
     """
     losses, grads = gradients(model, params, *batch)
     t = state["t"] + 1
@@ -63,14 +62,9 @@ def adam_step(model, params: Params, state: dict, batch, lr: float) -> tuple[Par
         torch._foreach_addcmul_(v, grads, grads, value=1 - ADAM_BETA2)
         denom = torch._foreach_sqrt(v)
         torch._foreach_add_(denom, ADAM_EPS)
-        first, last = t.min().item(), t.max().item()
-        if first == last:
-            values = torch._foreach_addcdiv(list(params.values()), grads, denom,
-                                            value=-lr * math.sqrt(1 - ADAM_BETA2 ** first))
-        else:
-            scale = (lr * torch.sqrt(1 - ADAM_BETA2 ** t)).to(grads[0].dtype)
-            values = [p - scale.reshape((-1,) + (1,) * (p.dim() - 1)) * g / d
-                      for p, g, d in zip(params.values(), grads, denom)]
+        step = torch._foreach_div(grads, denom)
+        torch._foreach_mul_(step, (-lr * torch.sqrt(1 - ADAM_BETA2 ** t[0])).to(grads[0].dtype))
+        values = torch._foreach_add(list(params.values()), step)
     new = {k: x.requires_grad_() for k, x in zip(keys, values)}
     return new, {"v": dict(zip(keys, v)), "t": t}, losses.detach()
 
@@ -82,13 +76,14 @@ def expand_state(state: dict | None, n: int) -> dict | None:
     return {"v": {k: v.expand(n, *v.shape[1:]) for k, v in state["v"].items()}, "t": state["t"].expand(n)}
 
 
-def merge_states(start: dict | None, end: dict, first: int = 0, total: int | None = None) -> dict:
+def merge_states(start: dict | None, end: dict, steps: int, first: int = 0, total: int | None = None) -> dict:
     """The *merged carry*: the vectorised path's rule for the Adam state carried past a meta-batch.
 
     The official code runs the tasks one after another, each starting from the state the previous one left.
     Run in parallel, every task starts from the same carried state ``start`` ([1, ...], None = fresh) and ends
-    in its own ``end`` ([T, ...], k steps later). The merged state is what the serial exponential average
-    would hold after seeing all these squared gradients in task order:
+    in its own ``end`` ([T, ...], k = ``steps`` steps later: passed in rather than read off ``t``, which would
+    cost a device sync). The merged state is what the serial exponential average would hold after seeing all
+    these squared gradients in task order:
     ``v = b^(T k) v0 + sum_j b^((T-1-j) k) (v_j - b^k v0)``, ``t = t0 + T k``, with b = beta2. The step count
     and the weighting are then exactly the faithful path's; only the gradients differ, because task j was
     adapted from ``start`` rather than from task j-1's state.
@@ -100,12 +95,12 @@ def merge_states(start: dict | None, end: dict, first: int = 0, total: int | Non
     T = end["t"].shape[0]
     total = T if total is None else total
     t0 = start["t"] if start is not None else torch.zeros(1, dtype=end["t"].dtype, device=end["t"].device)
-    k = int((end["t"][0] - t0[0]).item())
-    decay = ADAM_BETA2 ** (k * (total - 1 - torch.arange(first, first + T, dtype=torch.float64)))
+    k = steps
+    decay = ADAM_BETA2 ** (k * (total - 1 - torch.arange(first, first + T, dtype=torch.float64, device=t0.device)))
     merged = {}
     for name, v in end["v"].items():
         contrib = v if start is None else v - ADAM_BETA2 ** k * start["v"][name]
-        part = (decay.to(v.device, v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
+        part = (decay.to(v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
         merged[name] = part if start is None or first else part + ADAM_BETA2 ** (total * k) * start["v"][name]
     return {"v": merged, "t": t0 + total * k}
 

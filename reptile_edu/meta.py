@@ -79,7 +79,7 @@ def meta_step(algorithm: str, model, phi: Params, batches, optimizer: str, lr: f
     state = state if keep else None
     if path == "vectorised":
         d, end, losses = step(model, phi, batches, optimizer, lr, inner.expand_state(state, batches[0][0].shape[0]))
-        return d, inner.merge_states(state, end) if keep else None, losses
+        return d, inner.merge_states(state, end, losses.shape[0]) if keep else None, losses
     ds, losses = [], []
     for j in range(batches[0][0].shape[0]):
         d, end, loss = step(model, phi, [(x[j:j + 1], y[j:j + 1]) for x, y in batches], optimizer, lr, state)

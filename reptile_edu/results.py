@@ -5,6 +5,7 @@ Every number carries its provenance: the schedule actually run, the device, torc
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -33,8 +34,12 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return "cpu: " + (platform.processor() or platform.machine())
 
 
+COMMIT_ENV = "REPTILE_EDU_COMMIT"
+
+
 def commit() -> str:
-    """The checkout's short commit hash (with ``+dirty`` for uncommitted changes), or ``unknown``."""
+    """The checkout's short commit hash (with ``+dirty`` for uncommitted changes); where there is no git checkout
+    (a copy of the tree sent to a GPU machine) ``$REPTILE_EDU_COMMIT`` if the sender set it, else ``unknown``."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -43,7 +48,7 @@ def commit() -> str:
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get(COMMIT_ENV) or "unknown"
 
 
 def write_results(path, record: dict) -> None:

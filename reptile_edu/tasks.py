@@ -78,7 +78,8 @@ def _check(name: str, value: int, low: int, high: int, fix: str) -> None:
 
 def sample_mini_datasets(dataset: ImageDataset, num_classes: int, num_shots: int, num_tasks: int,
                          generator: torch.Generator | None = None) -> torch.Tensor:
-    """Official ``_sample_mini_dataset`` for ``num_tasks`` tasks at once: flat image indices ``[T, N, K]``.
+    """Official ``_sample_mini_dataset`` for ``num_tasks`` tasks at once: flat image indices ``[T, N, K]`` on the
+    generator's device (``pixels`` moves them to the data).
 
     Per task: N distinct classes in a uniformly random order (that order is the label 0..N-1) and K distinct
     images of each. A flat index ``c * per_class + i`` addresses ``dataset.images.flatten(0, 1)``.
@@ -90,8 +91,7 @@ def sample_mini_datasets(dataset: ImageDataset, num_classes: int, num_shots: int
     _check("num_tasks", num_tasks, 1, 2**31, "ask for at least one task")
     classes = _uniform((num_tasks, dataset.num_classes), generator).topk(num_classes, dim=1).indices
     images = _uniform((num_tasks, num_classes, dataset.per_class), generator).topk(num_shots, dim=2).indices
-    flat = classes[:, :, None] * dataset.per_class + images
-    return flat.to(dataset.device)
+    return classes[:, :, None] * dataset.per_class + images
 
 
 def stream_indices(num_tasks: int, num_samples: int, batch_size: int, num_batches: int,
@@ -112,10 +112,10 @@ def stream_indices(num_tasks: int, num_samples: int, batch_size: int, num_batche
     return stream[:, : batch_size * num_batches].reshape(num_tasks, num_batches, batch_size)
 
 
-def _pixels(dataset: ImageDataset, flat: torch.Tensor) -> torch.Tensor:
+def pixels(dataset: ImageDataset, flat: torch.Tensor) -> torch.Tensor:
     """Gather uint8 images by flat index ``[...]`` and make floats in [0, 1] for just these: ``[..., C, H, W]``."""
     pixels = dataset.images.flatten(0, 1)
-    x = pixels.flatten(1).index_select(0, flat.reshape(-1))  # index_select: faster than advanced indexing
+    x = pixels.flatten(1).index_select(0, flat.reshape(-1).to(pixels.device))  # index_select: faster than advanced indexing
     return x.float().div_(255).reshape(*flat.shape, *pixels.shape[1:])
 
 
@@ -124,11 +124,28 @@ def _take(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return values.gather(1, positions.reshape(positions.shape[0], -1).to(values.device)).reshape(positions.shape)
 
 
-def _batches(dataset, flat, labels, positions) -> list[Batch]:
-    """Cut one gather of T x k x B examples into k batches (x [T, B, C, H, W], y [T, B])."""
-    x = _pixels(dataset, _take(flat, positions))
-    y = _take(labels, positions)
-    return [(x[:, i], y[:, i]) for i in range(positions.shape[1])]
+def training_indices(dataset: ImageDataset, num_classes: int, train_shots: int, inner_batch_size: int,
+                     inner_iters: int, meta_batch_size: int, generator: torch.Generator | None = None,
+                     replacement: bool = False, foml_tail: int | None = None) -> list[Batch]:
+    """``training_batches`` as flat image indices: per inner step ``(flat [T, B], y [T, B])``, on the generator's
+    device. The CUDA-graph trainer (``graphs.py``) draws these on the CPU and gathers the pixels inside the graph.
+    """
+    T, N = meta_batch_size, num_classes
+    tail = foml_tail or 0
+    if foml_tail is not None:
+        _check("foml_tail", foml_tail, 1, train_shots - 1, "the tail needs >= 1 shot and must leave >= 1 for training")
+        _check("inner_iters", inner_iters, 2, 2**31, "a separate tail needs >= 1 cycling step before it")
+    flat = sample_mini_datasets(dataset, N, train_shots, T, generator)  # [T, N, K]
+    labels = torch.arange(N, device=flat.device).expand(T, N)[:, :, None].expand(T, N, train_shots)
+    body_flat, body_y = flat[:, :, tail:].reshape(T, -1), labels[:, :, tail:].reshape(T, -1)
+    positions = stream_indices(T, body_flat.shape[1], inner_batch_size, inner_iters - (tail > 0), generator,
+                               replacement)
+    steps_flat, steps_y = _take(body_flat, positions), _take(body_y, positions)
+    steps = [(steps_flat[:, i], steps_y[:, i]) for i in range(positions.shape[1])]
+    if tail:
+        steps.append((flat[:, :, :tail].transpose(1, 2).reshape(T, -1),
+                      labels[:, :, :tail].transpose(1, 2).reshape(T, -1)))
+    return steps
 
 
 def training_batches(dataset: ImageDataset, num_classes: int, train_shots: int, inner_batch_size: int,
@@ -141,22 +158,9 @@ def training_batches(dataset: ImageDataset, num_classes: int, train_shots: int, 
     batches cycle over the rest and the last batch is the whole tail (N*S examples, ordered shot-major as the
     official list), which never overlaps the earlier batches.
     """
-    T, N = meta_batch_size, num_classes
-    tail = foml_tail or 0
-    if foml_tail is not None:
-        _check("foml_tail", foml_tail, 1, train_shots - 1, "the tail needs >= 1 shot and must leave >= 1 for training")
-        _check("inner_iters", inner_iters, 2, 2**31, "a separate tail needs >= 1 cycling step before it")
-    flat = sample_mini_datasets(dataset, N, train_shots, T, generator)  # [T, N, K]
-    labels = torch.arange(N, device=dataset.device).expand(T, N)[:, :, None].expand(T, N, train_shots)
-    body_flat, body_y = flat[:, :, tail:].reshape(T, -1), labels[:, :, tail:].reshape(T, -1)
-    positions = stream_indices(T, body_flat.shape[1], inner_batch_size, inner_iters - (tail > 0), generator,
-                               replacement)
-    batches = _batches(dataset, body_flat, body_y, positions)
-    if tail:
-        tail_flat = flat[:, :, :tail].transpose(1, 2).reshape(T, -1)
-        tail_y = labels[:, :, :tail].transpose(1, 2).reshape(T, -1)
-        batches.append((_pixels(dataset, tail_flat), tail_y))
-    return batches
+    steps = training_indices(dataset, num_classes, train_shots, inner_batch_size, inner_iters, meta_batch_size,
+                             generator, replacement, foml_tail)
+    return [(pixels(dataset, flat), y.to(dataset.device)) for flat, y in steps]
 
 
 def eval_episodes(dataset: ImageDataset, num_classes: int, num_shots: int, num_tasks: int,
@@ -173,7 +177,7 @@ def eval_episodes(dataset: ImageDataset, num_classes: int, num_shots: int, num_t
     flat = sample_mini_datasets(dataset, N, K + 1, T, generator)
     labels = torch.arange(N, device=dataset.device).expand(T, N)
     support_y = labels[:, :, None].expand(T, N, K).reshape(T, N * K)
-    return _pixels(dataset, flat[:, :, 1:].reshape(T, N * K)), support_y, _pixels(dataset, flat[:, :, 0]), labels.clone()
+    return pixels(dataset, flat[:, :, 1:].reshape(T, N * K)), support_y, pixels(dataset, flat[:, :, 0]), labels.clone()
 
 
 def support_batches(support_x: torch.Tensor, support_y: torch.Tensor, batch_size: int, num_batches: int,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, evaluation, meta, tasks
+from . import distributed, evaluation, graphs, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP
@@ -49,7 +49,8 @@ class OuterRule:
     @torch.no_grad()
     def apply(self, phi: Params, d: Params, eps: float) -> None:
         if self.optimizer is None:
-            torch._foreach_add_(list(phi.values()), list(d.values()), alpha=eps)
+            # (phi + d * eps, two roundings, as the CUDA-graph step computes it with a tensor eps: graphs.py)
+            torch._foreach_add_(list(phi.values()), torch._foreach_mul(list(d.values()), eps))
             return
         for k, p in phi.items():
             p.grad = -d[k]
@@ -140,9 +141,13 @@ class TrainState:
         generator = torch.Generator()
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
+        inner_state = _clone(saved["inner_state"])
+        if inner_state is not None:
+            inner_state = {"v": {k: v.to(config.device) for k, v in inner_state["v"].items()},
+                           "t": inner_state["t"].to(config.device)}
         h = saved["history"]
         history = History(config=h["config"], losses=list(h["losses"]), evals=list(h["evals"]), wall_s=h["wall_s"])
-        return cls(config, phi, outer, generator, history, _clone(saved["inner_state"]), saved["iteration"])
+        return cls(config, phi, outer, generator, history, inner_state, saved["iteration"])
 
 
 def _clone(state):
@@ -157,7 +162,9 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
     place), to ``config.meta_iters`` (or stop after iteration ``until``, same schedule) and return the History.
 
     ``callback(event)`` receives dicts: ``{"event": "step", "iteration", "meta_iters", "meta_step", "loss",
-    "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint) and ``{"event":
+    "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint; on the static path of
+    ``graphs.py`` the events of a chunk of up to ``graphs.SYNC`` iterations arrive together after it, with the
+    state as the chunk left it) and ``{"event":
     "eval", "iteration", "mse" | result keys, "params"}`` every ``config.eval_interval`` iterations and at the
     end, when ``eval_set`` is given: a SineEvalSet for the sine toy, or any ``eval_set(phi, inner_state) ->
     dict`` for images (e.g. a partial of ``evaluation.evaluate``). Image datasets come from ``dataset`` or,
@@ -189,10 +196,22 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
             callback({"event": "eval", "iteration": iteration, **result, "params": phi})
 
     stop = config.meta_iters if until is None else min(until, config.meta_iters)
+    runner = graphs.StaticStep(state, model, dataset) if graphs.supports(config) else None
     while state.iteration < stop:
         i = state.iteration
         if i % config.eval_interval == 0:
             evaluate(i)
+        if runner is not None:  # chunks of up to graphs.SYNC iterations, cut at evaluations
+            n = min(stop - i, graphs.SYNC - i % graphs.SYNC, config.eval_interval - i % config.eval_interval)
+            losses, diverged = runner.run(n)
+            history.wall_s = time.perf_counter() - start
+            for j, loss in enumerate(losses):
+                if callback:
+                    callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
+                              "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
+            if diverged:
+                raise FloatingPointError(diverged)
+            continue
         eps = config.meta_step_at(i)
         batches = [(x.to(config.device, dtype), y.to(config.device))
                    for x, y in sample_batches(config, state.generator, dataset)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reptile_edu import checkpoints, runs, train
+from reptile_edu import checkpoints, graphs, runs, train
 from reptile_edu.config import Config
 from reptile_edu.presets import preset
 from reptile_edu.results import read_results, write_results
@@ -91,22 +91,29 @@ def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
     assert _equal(a, b)
 
 
-def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = train.sample_batches
-    calls = {"n": 0}
+@pytest.mark.parametrize("path", ["faithful", "vectorised"])
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, path):
+    # NaN pixels from the 7th meta-iteration on: the per-iteration loop (faithful) draws its batches through
+    # train.sample_batches, the static step (vectorised, graphs.py) gathers them with tasks.pixels
+    config = tiny_config(path=path)
+    module, name = (train, "sample_batches") if path == "faithful" else (graphs.tasks, "pixels")
+    real, calls = getattr(module, name), {"n": 0}
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
-        batches = real(*args, **kwargs)
-        if calls["n"] > 6:
-            batches = [(x * float("nan"), y) for x, y in batches]
-        return batches
+        out = real(*args, **kwargs)
+        if path == "faithful":
+            return out if calls["n"] <= 6 else [(x * float("nan"), y) for x, y in out]
+        return out if calls["n"] <= 6 * config.inner_iters else out * float("nan")
 
-    monkeypatch.setattr(train, "sample_batches", poisoned)
+    monkeypatch.setattr(module, name, poisoned)
     with pytest.raises(FloatingPointError, match="diverged at meta-iteration 6"):
-        runs.train_run(tiny_config(), tmp_path, checkpoint_every=5, show_progress=False, dataset=tiny_omniglot())
+        runs.train_run(config, tmp_path, checkpoint_every=5, show_progress=False, dataset=tiny_omniglot())
     saved = checkpoints.load_run(tmp_path / "checkpoint.pt")
-    assert saved["iteration"] == 5 and all(torch.isfinite(v).all() for v in saved["phi"].values())
+    # the static step reports a chunk's events after it, with the state at its last good iteration (6 done)
+    assert saved["iteration"] == (5 if path == "faithful" else 6)
+    assert all(torch.isfinite(v).all() for v in saved["phi"].values())
+    assert len(saved["history"]["losses"]) == saved["iteration"]
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):

@@ -1,0 +1,158 @@
+"""The vectorised image meta-iteration as one static, sync-free step, replayed as a CUDA graph on a GPU.
+
+Why: an Omniglot meta-iteration is a few hundred tiny kernels (5 tasks x 5 inner Adam steps, forward and
+backward of a 4-layer CNN on 10 images each). On an H100 each runs in microseconds but costs about as much
+again to *launch* from Python, so the eager loop is launch-bound. A CUDA graph records the kernels once and
+replays them all with one launch.
+
+What a graph needs, and how this module gives it:
+  * fixed memory: phi, the carried inner Adam state, the meta-step and the minibatch indices live in tensors
+    that never move. Each iteration copies in new indices (drawn on the CPU with the run's own generator by
+    ``tasks.training_indices``, so the tasks are exactly the eager path's) and the annealed meta-step, then
+    replays; the pixels are gathered inside the graph from the dataset already on the GPU;
+  * no host sync inside: Adam's bias correction is a tensor (``inner.adam_step``), the merged carry is told
+    its step count (``inner.merge_states``), and the NaN/inf check is a sticky device flag: phi and the state
+    move only while it holds. The host reads it, with the logged losses, once per ``SYNC`` iterations and
+    then stops the run at the first bad iteration, phi as it was before it.
+The step itself is ``meta.meta_step`` (vectorised) plus the interpolating outer rule, so there is one
+implementation of the algorithm. ``StaticStep`` runs it eagerly where it does not capture (a CPU): the
+tests check that against the eager loop, and ``benchmarks/gpu_check.py`` checks replay against eager on a GPU.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from . import distributed, meta, tasks
+
+SYNC = 100  # meta-iterations between host reads of the logged losses and the divergence flag
+GRAPHS_ENV = "REPTILE_EDU_CUDA_GRAPHS"  # "0": run the static step eagerly on a GPU too (an escape hatch)
+
+
+def supports(config) -> bool:
+    """The runs the static step covers: image data, a first-order algorithm on the vectorised path, the official
+    interpolating outer rule, one process (everything else takes ``train.meta_train``'s per-iteration loop)."""
+    return (config.dataset != "sine" and config.path == "vectorised" and config.outer_optimizer == "interpolate"
+            and config.algorithm in ("reptile", "fomaml", "joint") and distributed.world()[1] == 1)
+
+
+class StaticStep:
+    """Runs a ``train.TrainState``'s meta-iterations, updating its phi, inner state and iteration in place.
+
+    ``capture`` (default: when phi is on a CUDA device, unless ``$REPTILE_EDU_CUDA_GRAPHS`` is ``0``) records one
+    iteration as a CUDA graph on first use; without it the same step runs eagerly.
+    """
+
+    def __init__(self, state, model, dataset: tasks.ImageDataset, capture: bool | None = None):
+        phi = state.phi
+        first = next(iter(phi.values()))
+        self.state, self.model, self.dataset, self.dtype = state, model, dataset.to(first.device), first.dtype
+        config = state.config
+        self.carry = config.inner_state == "carry" and config.inner_optimizer == "adam"
+        if capture is None:
+            capture = first.is_cuda and os.environ.get(GRAPHS_ENV, "1").strip() != "0"
+        self.capture = capture
+        self.graph = None
+        self.views = None  # per inner step (flat [T, B], y [T, B]): views of one index buffer
+        self.eps = torch.zeros((), dtype=self.dtype, device=first.device)
+        self.ok = torch.ones((), dtype=torch.bool, device=first.device)
+        self.bad_at = torch.zeros((), dtype=torch.long, device=first.device)
+        self.count = torch.zeros((), dtype=torch.long, device=first.device)
+        self.losses = torch.zeros(SYNC, dtype=torch.float64, device=first.device)
+        self.carried = None
+        if self.carry:  # a zero state with t = 0 is exactly a fresh one (inner.adam_state)
+            saved = state.inner_state
+            self.carried = {"v": {k: torch.zeros_like(p)[None] for k, p in phi.items()},
+                            "t": torch.zeros(1, dtype=torch.float64, device=first.device)}
+            if saved is not None:
+                for k, v in self.carried["v"].items():
+                    v.copy_(saved["v"][k])
+                self.carried["t"].copy_(saved["t"])
+
+    def _draw(self) -> list[tasks.Batch]:
+        c = self.state.config
+        return tasks.training_indices(self.dataset, c.num_classes, c.train_shots or c.num_shots, c.inner_batch_size,
+                                      c.inner_iters, c.meta_batch_size, self.state.generator, c.replacement,
+                                      c.foml_tail)
+
+    def _load(self, iteration: int) -> None:
+        """This iteration's indices and meta-step into the fixed tensors (one copy each; no sync)."""
+        steps = self._draw()
+        packed = torch.cat([torch.stack([f, y]).reshape(-1) for f, y in steps])
+        if self.views is None:
+            self.indices = torch.empty_like(packed, device=self.eps.device)
+            self.views, offset = [], 0
+            for f, _ in steps:
+                n = f.numel()
+                self.views.append((self.indices[offset:offset + n].view(f.shape),
+                                   self.indices[offset + n:offset + 2 * n].view(f.shape)))
+                offset += 2 * n
+        self.indices.copy_(packed, non_blocking=True)
+        self.eps.fill_(self.state.config.meta_step_at(iteration))
+
+    def _step(self) -> None:
+        """One meta-iteration on the fixed tensors: tensor operations only, so that it can be captured."""
+        c = self.state.config
+        batches = [(tasks.pixels(self.dataset, f).to(self.dtype), y) for f, y in self.views]
+        d, merged, losses = meta.meta_step(c.algorithm, self.model, self.state.phi, batches, c.inner_optimizer,
+                                           c.inner_lr, self.carried, "vectorised", self.carry)
+        finite = torch.isfinite(losses.sum() + sum(v.sum() for v in d.values()))
+        self.bad_at.copy_(torch.where(self.ok & ~finite, self.count, self.bad_at))
+        self.ok.logical_and_(finite)
+        moves = torch._foreach_mul(list(d.values()), self.eps)  # the outer rule as train.OuterRule computes it
+        for p, m in zip(self.state.phi.values(), moves):
+            p.copy_(torch.where(self.ok, p + m, p))
+        if merged is not None:
+            for k, v in self.carried["v"].items():
+                v.copy_(torch.where(self.ok, merged["v"][k], v))
+            self.carried["t"].copy_(torch.where(self.ok, merged["t"], self.carried["t"]))
+        self.losses.index_copy_(0, self.count.reshape(1), losses[0].mean().double().reshape(1))
+        self.count.add_(1)
+
+    def _record(self) -> None:
+        """Warm up on a side stream (cuDNN and autograd set themselves up), undo it, then capture one step."""
+        live = [*self.state.phi.values(), self.ok, self.bad_at, self.count, self.losses]
+        if self.carried is not None:
+            live += [*self.carried["v"].values(), self.carried["t"]]
+        saved = [t.clone() for t in live]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        for t, s in zip(live, saved):
+            t.copy_(s)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self._step()
+
+    def run(self, n: int) -> tuple[list[float], str | None]:
+        """``n`` <= SYNC meta-iterations from ``state.iteration``. Returns the logged losses (mean over tasks of the
+        first inner batch's loss) of the iterations done, which are added to the history, and None, or, where
+        NaN/inf appeared, a message saying so: the state (phi, inner state, iteration) is then at the last good
+        iteration, and the run must stop."""
+        if not 1 <= n <= SYNC:
+            raise ValueError(f"run 1..{SYNC} meta-iterations at a time (got {n})")
+        state, start = self.state, self.state.iteration
+        self.count.zero_()
+        for j in range(n):
+            self._load(start + j)
+            if self.capture and self.graph is None:
+                self._record()
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self._step()
+        *losses, ok, bad_at = torch.cat([self.losses[:n], self.ok.double().reshape(1),
+                                         self.bad_at.double().reshape(1)]).tolist()  # the chunk's one sync
+        done = n if ok else int(bad_at)
+        state.history.losses.extend(losses[:done])
+        state.iteration = start + done
+        state.inner_state = self.carried
+        if ok:
+            return losses, None
+        c = state.config
+        return losses[:done], (f"training diverged at meta-iteration {start + done} (inner loss {losses[done]}): "
+                               f"lower inner_lr ({c.inner_lr}) or meta_step_size ({c.meta_step_size})")
