@@ -21,15 +21,16 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 REPTILE_EDU_DATA=$PWD/.data REPTILE_ED
 
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import sys, torch, numpy, PIL, tqdm; print('python', sys.version.split()[0], 'torch', torch.__version__)"
-if ! python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py; then
+if ! python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_graphs.py; then
     echo "CUDA-graph tests failed: training runs the static step eagerly" >&2
     export REPTILE_EDU_CUDA_GRAPHS=0
 fi
-python3 benchmarks/gpu_throughput.py --device "$DEVICE" --data-root .data --out "$OUT/gpu_throughput.json"
+# BENCH_ARGS: extra arguments for the throughput script (e.g. "--paths vectorised graphed --skip-eval")
+python3 benchmarks/gpu_throughput.py --device "$DEVICE" --data-root .data --out "$OUT/gpu_throughput.json" ${BENCH_ARGS:-}
 
 RESUME=()
 [ -f "$RUN/checkpoint.pt" ] && RESUME=(--resume)
-LEFT=$((BUDGET - SECONDS - 90))  # 90 s kept for export and evaluation
+LEFT=$((BUDGET - SECONDS - ${KEEP:-90}))  # KEEP (default 90) seconds kept for export and evaluation
 echo "training for at most $LEFT s" >&2
 timeout -s INT "$LEFT" python3 -m reptile_edu train --preset omniglot-5way --scale "$SCALE" --device "$DEVICE" \
     --run-dir "$RUN" --checkpoint-every 2000 "${RESUME[@]}" >"$OUT/train.log" 2>&1
@@ -37,6 +38,7 @@ tail -c 3000 "$OUT/train.log" | tr '\r' '\n' | tail -4
 cp "$RUN/checkpoint.pt" "$RUN/history.json" "$OUT/"
 if python3 -c "import json, sys; h = json.load(open('$RUN/history.json')); sys.exit(h['iteration'] < h['config']['meta_iters'])"
 then
+    [ $((BUDGET - SECONDS)) -lt 60 ] && { echo "no time left to evaluate here: export and eval elsewhere" >&2; exit 0; }
     python3 -m reptile_edu export "$RUN" --name "$NAME"
     cp "reptile_edu/checkpoints/$NAME.pt" "$OUT/"
     python3 -m reptile_edu eval "reptile_edu/checkpoints/$NAME.pt" --tasks "$TASKS" --shots 1 5 --device "$DEVICE" --results "$OUT/$NAME.json"

@@ -13,6 +13,7 @@ both). Writes the nested record to ``--out``; the last stdout line is one flat J
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,9 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from meta_train import measure  # noqa: E402
+from meta_train import PATHS, measure  # noqa: E402
 
-from reptile_edu import presets, results  # noqa: E402
+from reptile_edu import graphs, presets, results  # noqa: E402
 
 PRESETS = ("omniglot-5way", "omniglot-20way", "miniimagenet-5way")
 EVAL_TASKS = 10_000
@@ -31,7 +32,8 @@ EVAL_TASKS = 10_000
 def projections(row: dict, meta_iters: int) -> dict:
     paths = [p for p in ("naive", "faithful", "vectorised", "graphed") if f"{p}_it_s" in row]
     out = {f"{p}_train_min": round(meta_iters / row[f"{p}_it_s"] / 60, 2) for p in paths}
-    out["eval_min"] = round(2 * EVAL_TASKS / row["vectorised_eval_tasks_s"] / 60, 2)
+    if "vectorised_eval_tasks_s" in row:
+        out["eval_min"] = round(2 * EVAL_TASKS / row["vectorised_eval_tasks_s"] / 60, 2)
     return out
 
 
@@ -40,21 +42,24 @@ def main():
     parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
     parser.add_argument("--data-root", help="holds omniglot/ (real Omniglot train split); default: random pixels")
     parser.add_argument("--out", required=True, help="where to write the JSON record")
+    parser.add_argument("--skip-eval", action="store_true", help="time training only")
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, help="what to time (default all)")
     args = parser.parse_args()
     rows, start = [], time.perf_counter()
     for name in PRESETS:
         config = presets.preset(name, "paper")
         root = args.data_root if args.data_root and config.dataset == "omniglot" else None
-        row = measure(name, args.device, root)
+        row = measure(name, args.device, root, args.paths, not args.skip_eval)
         row.update(meta_iters=config.meta_iters, **projections(row, config.meta_iters))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     record = {"device": results.device_name(args.device), "torch": torch.__version__, "commit": results.commit(),
+              "cuda_graphs": os.environ.get(graphs.GRAPHS_ENV, "1").strip() != "0",
               "command": "python " + " ".join(sys.argv), "bench_wall_s": round(time.perf_counter() - start, 1),
               "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
-    fastest = "graphed" if "graphed_it_s" in rows[0] else "vectorised"
+    fastest = next(p for p in reversed(PATHS) if f"{p}_it_s" in rows[0])
     summary = {"device": record["device"], "path": fastest}
     for row in rows:
         summary[f"{row['preset']}_it_s"] = row[f"{fastest}_it_s"]

@@ -33,6 +33,7 @@ from reptile_edu import budget, evaluation, graphs, meta, presets, results, trai
 from reptile_edu.models import TF_BN_EPSILON
 from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches, training_batches
 
+PATHS = ("naive", "faithful", "vectorised", "graphed")  # graphed: CUDA only
 SHAPES = {"omniglot": (4800, 20, 1, 28, 28), "miniimagenet": (64, 600, 3, 84, 84)}
 
 
@@ -96,7 +97,7 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def measure(preset: str, device: str, data_root=None) -> dict:
+def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: bool = True) -> dict:
     smoke = budget(False, True)
     dev = torch.device(device)
     if dev.type == "cpu":
@@ -129,6 +130,7 @@ def measure(preset: str, device: str, data_root=None) -> dict:
     if dev.type == "cuda":  # the graph path is timed over whole chunks (one host sync each), as train runs it
         runner = graphs.StaticStep(train.TrainState.new(config), model, data)
         jobs["graphed"] = (lambda: runner.run(graphs.SYNC), graphs.SYNC, budget(3, 1))
+    jobs = {name: job for name, job in jobs.items() if name in paths}
 
     def naive_eval():
         for _ in range(eval_tasks):
@@ -142,9 +144,12 @@ def measure(preset: str, device: str, data_root=None) -> dict:
 
     for job, _, _ in jobs.values():  # warm-up (cuDNN / oneDNN set-up; the graph is captured here)
         job()
-    ours_eval()
     sync(dev)
-    seconds = dict.fromkeys(list(jobs) + ["naive_eval", "vectorised_eval"], 0.0)
+    evals = [("naive_eval", naive_eval)] if evaluate and "naive" in paths else []
+    evals += [("vectorised_eval", ours_eval)] if evaluate else []
+    if evaluate:
+        ours_eval()  # warm-up
+    seconds = dict.fromkeys(list(jobs) + [name for name, _ in evals], 0.0)
     for _ in range(rounds):
         for name, (job, _, calls) in jobs.items():
             start = time.perf_counter()
@@ -152,25 +157,21 @@ def measure(preset: str, device: str, data_root=None) -> dict:
                 job()
             sync(dev)
             seconds[name] += time.perf_counter() - start
-        for name, job in (("naive_eval", naive_eval), ("vectorised_eval", ours_eval)):
+        for name, job in evals:
             start = time.perf_counter()
             job()
             sync(dev)
             seconds[name] += time.perf_counter() - start
     it_s = {name: rounds * calls * per / seconds[name] for name, (_, per, calls) in jobs.items()}
-    eval_s = {"naive_eval": rounds * eval_tasks / seconds["naive_eval"],
-              "vectorised_eval": rounds * big_eval / seconds["vectorised_eval"]}
-    name = results.device_name(dev) + (" (1 thread)" if dev.type == "cpu" else "")
-    out = {"device": name, "preset": preset, "data": source,
-           "naive_it_s": round(it_s["naive"], 3), "faithful_it_s": round(it_s["faithful"], 3),
-           "vectorised_it_s": round(it_s["vectorised"], 3),
-           "faithful_speedup": round(it_s["faithful"] / it_s["naive"], 3),
-           "vectorised_speedup": round(it_s["vectorised"] / it_s["naive"], 3),
-           "naive_eval_tasks_s": round(eval_s["naive_eval"], 3),
-           "vectorised_eval_tasks_s": round(eval_s["vectorised_eval"], 3),
-           "eval_speedup": round(eval_s["vectorised_eval"] / eval_s["naive_eval"], 3)}
-    if "graphed" in it_s:
-        out.update(graphed_it_s=round(it_s["graphed"], 3), graphed_speedup=round(it_s["graphed"] / it_s["naive"], 3))
+    eval_s = {name: rounds * (eval_tasks if name == "naive_eval" else big_eval) / seconds[name] for name, _ in evals}
+    out = {"device": results.device_name(dev) + (" (1 thread)" if dev.type == "cpu" else ""), "preset": preset,
+           "data": source}
+    out.update({f"{name}_it_s": round(rate, 3) for name, rate in it_s.items()})
+    if "naive" in it_s:
+        out.update({f"{name}_speedup": round(rate / it_s["naive"], 3) for name, rate in it_s.items() if name != "naive"})
+    out.update({f"{name}_tasks_s": round(rate, 3) for name, rate in eval_s.items()})
+    if len(eval_s) == 2:
+        out["eval_speedup"] = round(eval_s["vectorised_eval"] / eval_s["naive_eval"], 3)
     return out
 
 
@@ -180,8 +181,9 @@ def main():
                                                                        "miniimagenet-5way"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--data-root", help="real data (holds omniglot/ or miniimagenet/); default: random pixels")
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, help="what to time (default all)")
     args = parser.parse_args()
-    print(json.dumps(measure(args.preset, args.device, args.data_root)))
+    print(json.dumps(measure(args.preset, args.device, args.data_root, args.paths)))
 
 
 if __name__ == "__main__":
