@@ -38,8 +38,10 @@ COMMIT_ENV = "REPTILE_EDU_COMMIT"
 
 
 def commit() -> str:
-    """The checkout's short commit hash (with ``+dirty`` for uncommitted changes); where there is no git checkout
-    (a copy of the tree sent to a GPU machine) ``$REPTILE_EDU_COMMIT`` if the sender set it, else ``unknown``."""
+    """``$REPTILE_EDU_COMMIT`` where the sender of a copied tree set it (a GPU machine's copy may carry a stale
+    ``.git``), else the checkout's short commit hash (``+dirty`` for uncommitted changes), else ``unknown``."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -48,7 +50,7 @@ def commit() -> str:
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get(COMMIT_ENV) or "unknown"
+        return "unknown"
 
 
 def write_results(path, record: dict) -> None:
