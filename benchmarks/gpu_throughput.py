@@ -1,6 +1,6 @@
 """GPU throughput of the three paper presets and the time each full schedule would take.
 
-    python benchmarks/gpu_throughput.py --data-root .data --out results/gpu_throughput.json   # on a GPU, ~2 min
+    python benchmarks/gpu_throughput.py --data-root .data --out results/gpu/throughput.json   # on a GPU, ~2 min
     REPTILE_EDU_SMOKE=1 python benchmarks/gpu_throughput.py --device cpu --out /tmp/t.json  # checks the script
 
 Per preset, ``benchmarks/meta_train.py``'s measurement (naive, faithful, vectorised and, on CUDA, the CUDA-graph
