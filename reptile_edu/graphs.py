@@ -25,6 +25,7 @@ import os
 import torch
 
 from . import distributed, meta, tasks
+from .models import flatten, unflatten
 
 SYNC = 100  # meta-iterations between host reads of the logged losses and the divergence flag
 GRAPHS_ENV = "REPTILE_EDU_CUDA_GRAPHS"  # "0": run the static step eagerly on a GPU too (an escape hatch)
@@ -60,15 +61,19 @@ class StaticStep:
         self.bad_at = torch.zeros((), dtype=torch.long, device=first.device)
         self.count = torch.zeros((), dtype=torch.long, device=first.device)
         self.losses = torch.zeros(SYNC, dtype=torch.float64, device=first.device)
+        # phi and the carried second moments become views of one flat buffer each, so that the outer update and
+        # its NaN guard are a few kernels for the whole model (the values are unchanged)
+        shapes = {k: p.shape for k, p in phi.items()}
+        self.flat_phi = flatten(phi)
+        phi.update(unflatten(self.flat_phi, shapes))
         self.carried = None
         if self.carry:  # a zero state with t = 0 is exactly a fresh one (inner.adam_state)
             saved = state.inner_state
-            self.carried = {"v": {k: torch.zeros_like(p)[None] for k, p in phi.items()},
-                            "t": torch.zeros(1, dtype=torch.float64, device=first.device)}
+            self.flat_v = torch.zeros_like(self.flat_phi)[None]
             if saved is not None:
-                for k, v in self.carried["v"].items():
-                    v.copy_(saved["v"][k])
-                self.carried["t"].copy_(saved["t"])
+                self.flat_v.copy_(flatten(saved["v"], 1))
+            t = torch.zeros(1, dtype=torch.float64, device=first.device)
+            self.carried = {"v": unflatten(self.flat_v, shapes), "t": t if saved is None else t.copy_(saved["t"])}
 
     def _draw(self) -> list[tasks.Batch]:
         c = self.state.config
@@ -97,24 +102,23 @@ class StaticStep:
         batches = [(tasks.pixels(self.dataset, f).to(self.dtype), y) for f, y in self.views]
         d, merged, losses = meta.meta_step(c.algorithm, self.model, self.state.phi, batches, c.inner_optimizer,
                                            c.inner_lr, self.carried, "vectorised", self.carry)
-        finite = torch.isfinite(losses.sum() + sum(v.sum() for v in d.values()))
+        d = flatten(d)
+        finite = torch.isfinite(losses.sum() + d.sum())
         self.bad_at.copy_(torch.where(self.ok & ~finite, self.count, self.bad_at))
         self.ok.logical_and_(finite)
-        moves = torch._foreach_mul(list(d.values()), self.eps)  # the outer rule as train.OuterRule computes it
-        for p, m in zip(self.state.phi.values(), moves):
-            p.copy_(torch.where(self.ok, p + m, p))
+        # the outer rule as train.OuterRule computes it, phi + d * eps, moving nothing once NaN/inf was seen
+        self.flat_phi.copy_(torch.where(self.ok, self.flat_phi + d * self.eps, self.flat_phi))
         if merged is not None:
-            for k, v in self.carried["v"].items():
-                v.copy_(torch.where(self.ok, merged["v"][k], v))
+            self.flat_v.copy_(torch.where(self.ok, flatten(merged["v"], 1), self.flat_v))
             self.carried["t"].copy_(torch.where(self.ok, merged["t"], self.carried["t"]))
         self.losses.index_copy_(0, self.count.reshape(1), losses[0].mean().double().reshape(1))
         self.count.add_(1)
 
     def _record(self) -> None:
         """Warm up on a side stream (cuDNN and autograd set themselves up), undo it, then capture one step."""
-        live = [*self.state.phi.values(), self.ok, self.bad_at, self.count, self.losses]
+        live = [self.flat_phi, self.ok, self.bad_at, self.count, self.losses]
         if self.carried is not None:
-            live += [*self.carried["v"].values(), self.carried["t"]]
+            live += [self.flat_v, self.carried["t"]]
         saved = [t.clone() for t in live]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .models import Params
+from .models import Params, flatten, unflatten
 
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
@@ -97,12 +97,13 @@ def merge_states(start: dict | None, end: dict, steps: int, first: int = 0, tota
     t0 = start["t"] if start is not None else torch.zeros(1, dtype=end["t"].dtype, device=end["t"].device)
     k = steps
     decay = ADAM_BETA2 ** (k * (total - 1 - torch.arange(first, first + T, dtype=torch.float64, device=t0.device)))
-    merged = {}
-    for name, v in end["v"].items():
-        contrib = v if start is None else v - ADAM_BETA2 ** k * start["v"][name]
-        part = (decay.to(v.dtype).reshape((-1,) + (1,) * (v.dim() - 1)) * contrib).sum(dim=0, keepdim=True)
-        merged[name] = part if start is None or first else part + ADAM_BETA2 ** (total * k) * start["v"][name]
-    return {"v": merged, "t": t0 + total * k}
+    v = flatten(end["v"], 1)  # [T, P]: the whole model in a few kernels
+    v0 = None if start is None else flatten(start["v"], 1)  # [1, P]
+    contrib = v if v0 is None else v - ADAM_BETA2 ** k * v0
+    merged = (decay.to(v.dtype)[:, None] * contrib).sum(dim=0, keepdim=True)
+    if v0 is not None and not first:
+        merged = merged + ADAM_BETA2 ** (total * k) * v0
+    return {"v": unflatten(merged, {name: x.shape[1:] for name, x in end["v"].items()}), "t": t0 + total * k}
 
 
 def run(model, params: Params, batches, optimizer: str, lr: float, state: dict | None = None,

@@ -15,11 +15,13 @@ import torch
 
 from . import inner
 from .config import PATHS
-from .models import Params, broadcast, stack
+from .models import Params, broadcast, flatten, stack, unflatten
 
 
 def _mean_delta(after: Params, before: Params) -> Params:
-    return {k: (after[k] - before[k]).detach().mean(dim=0) for k in after}
+    """mean_t(after - before), computed on the flattened model (a few kernels, not a few per tensor)."""
+    delta = (flatten(after, 1) - flatten(before, 1)).detach().mean(dim=0)
+    return unflatten(delta, {k: v.shape[1:] for k, v in after.items()})
 
 
 def reptile(model, phi: Params, batches, optimizer: str, lr: float, state=None):

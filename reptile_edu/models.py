@@ -28,6 +28,23 @@ def broadcast(params: Params, n: int) -> Params:
     return {k: p.unsqueeze(0).expand(n, *p.shape) for k, p in params.items()}
 
 
+def flatten(params: Params, lead: int = 0) -> torch.Tensor:
+    """All tensors of ``params`` as one ``[*lead dims, P]`` tensor (one copy): whole-model arithmetic in a few
+    kernels instead of a few per parameter tensor, which is what a small network's step is made of on a GPU."""
+    return torch.cat([p.reshape(*p.shape[:lead], -1) for p in params.values()], dim=lead)
+
+
+def unflatten(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> Params:
+    """Views of ``flat`` ``[P]`` or ``[1, P]`` as tensors of the given (trailing) shapes, in order: ``flatten``'s
+    inverse."""
+    out, offset = {}, 0
+    for name, shape in shapes.items():
+        n = math.prod(shape)
+        out[name] = flat[..., offset:offset + n].view(*flat.shape[:-1], *shape)
+        offset += n
+    return out
+
+
 def num_parameters(params: Params) -> int:
     return sum(p.numel() for p in params.values())
 
