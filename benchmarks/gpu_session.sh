@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # One GPU-machine call for the GPU issues: readiness (the CUDA-graph tests), throughput of the three presets, then
-# the omniglot-5way paper schedule (resumed if runs/omniglot-5way-paper/checkpoint.pt exists), and, once it is
-# complete, export + the 10,000-task evaluation on the GPU. Everything worth keeping is copied to $OUT.
+# a queue of paper schedules, each resumed from runs/PRESET-SCALE/checkpoint.pt where one exists and, once complete,
+# exported and evaluated on 10,000 tasks on the GPU. What is worth keeping is copied to $OUT (8 files at most:
+# the throughput record and, per preset, the run checkpoint, the shipped checkpoint and the results file).
 #
 #   OUT=/tmp/out REPTILE_EDU_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu_session.sh [SECONDS]
 #
 # From the repository root, with .data/omniglot/ holding the two Omniglot zips (and .data/cache/ its decoded cache,
-# optional). SECONDS (default 540) bounds the whole script: training is stopped (SIGINT; its last periodic
-# checkpoint survives) early enough to leave time for export and evaluation. Checking it on a CPU first:
+# optional). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT; its last periodic checkpoint
+# survives) early enough to leave time for its export and evaluation, and a preset is not started with under a
+# minute of training left. Settings (environment): QUEUE (default "omniglot-5way omniglot-20way"), BENCH=0 to skip
+# the throughput, BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), DEVICE, SCALE, TASKS. On a CPU first:
 #   OUT=/tmp/out DEVICE=cpu SCALE=smoke TASKS=20 REPTILE_EDU_SMOKE=1 bash benchmarks/gpu_session.sh 300
 set -uo pipefail
 BUDGET=${1:-540}
 DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-paper}
 TASKS=${TASKS:-10000}
-RUN=runs/omniglot-5way-$SCALE
-NAME=omniglot-5way-$SCALE
+QUEUE=${QUEUE:-omniglot-5way omniglot-20way}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 REPTILE_EDU_DATA=$PWD/.data REPTILE_EDU_CACHE=$PWD/.data/cache
 : "${OUT:?set OUT to the folder that receives the results}"
 
@@ -25,24 +27,42 @@ if ! python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_graphs.py
     echo "CUDA-graph tests failed: training runs the static step eagerly" >&2
     export REPTILE_EDU_CUDA_GRAPHS=0
 fi
-# BENCH_ARGS: extra arguments for the throughput script (e.g. "--paths vectorised graphed --skip-eval")
-python3 benchmarks/gpu_throughput.py --device "$DEVICE" --data-root .data --out "$OUT/gpu_throughput.json" ${BENCH_ARGS:-}
+if [ "${BENCH:-1}" != 0 ]; then
+    python3 benchmarks/gpu_throughput.py --device "$DEVICE" --data-root .data --out "$OUT/gpu_throughput.json" \
+        ${BENCH_ARGS:-}
+fi
 
-RESUME=()
-[ -f "$RUN/checkpoint.pt" ] && RESUME=(--resume)
-LEFT=$((BUDGET - SECONDS - ${KEEP:-90}))  # KEEP (default 90) seconds kept for export and evaluation
-echo "training for at most $LEFT s" >&2
-timeout -s INT "$LEFT" python3 -m reptile_edu train --preset omniglot-5way --scale "$SCALE" --device "$DEVICE" \
-    --run-dir "$RUN" --checkpoint-every 2000 "${RESUME[@]}" >"$OUT/train.log" 2>&1
-tail -c 3000 "$OUT/train.log" | tr '\r' '\n' | tail -4
-cp "$RUN/checkpoint.pt" "$RUN/history.json" "$OUT/"
-if python3 -c "import json, sys; h = json.load(open('$RUN/history.json')); sys.exit(h['iteration'] < h['config']['meta_iters'])"
-then
-    [ $((BUDGET - SECONDS)) -lt 60 ] && { echo "no time left to evaluate here: export and eval elsewhere" >&2; exit 0; }
+complete() {  # is the run in $1 at the end of its schedule?
+    python3 -c "import json, sys; h = json.load(open('$1/history.json')); sys.exit(h['iteration'] < h['config']['meta_iters'])"
+}
+
+for PRESET in $QUEUE; do
+    RUN=runs/$PRESET-$SCALE
+    NAME=$PRESET-$SCALE
+    if [ -f "results/$NAME.json" ]; then
+        echo "$PRESET: done already (results/$NAME.json)" >&2
+        continue
+    fi
+    KEEP=$([ "$PRESET" = omniglot-5way ] && echo 100 || echo 200)  # seconds for export + 2 x 10,000-task eval
+    LEFT=$((BUDGET - SECONDS - KEEP))
+    if [ "$LEFT" -lt 60 ]; then
+        echo "$PRESET: not started, $((BUDGET - SECONDS)) s left" >&2
+        break
+    fi
+    RESUME=()
+    [ -f "$RUN/checkpoint.pt" ] && RESUME=(--resume)
+    echo "$PRESET: training for at most $LEFT s" >&2
+    timeout -s INT "$LEFT" python3 -m reptile_edu train --preset "$PRESET" --scale "$SCALE" --device "$DEVICE" \
+        --run-dir "$RUN" --checkpoint-every 2000 "${RESUME[@]}" 2>&1 | tr '\r' '\n' | tail -3
+    [ -f "$RUN/checkpoint.pt" ] || continue
+    cp "$RUN/checkpoint.pt" "$OUT/$NAME-checkpoint.pt"
+    if ! complete "$RUN"; then
+        echo "$PRESET: schedule not finished: commit $RUN/checkpoint.pt (git add -f) and resume it next time" >&2
+        break
+    fi
     python3 -m reptile_edu export "$RUN" --name "$NAME"
     cp "reptile_edu/checkpoints/$NAME.pt" "$OUT/"
-    python3 -m reptile_edu eval "reptile_edu/checkpoints/$NAME.pt" --tasks "$TASKS" --shots 1 5 --device "$DEVICE" --results "$OUT/$NAME.json"
-else
-    echo "schedule not finished: commit $RUN/checkpoint.pt and resume it next time" >&2
-fi
+    python3 -m reptile_edu eval "reptile_edu/checkpoints/$NAME.pt" --tasks "$TASKS" --shots 1 5 --device "$DEVICE" \
+        --results "$OUT/$NAME.json"
+done
 echo "script wall: $SECONDS s" >&2
