@@ -114,9 +114,10 @@ def stream_indices(num_tasks: int, num_samples: int, batch_size: int, num_batche
 
 def pixels(dataset: ImageDataset, flat: torch.Tensor) -> torch.Tensor:
     """Gather uint8 images by flat index ``[...]`` and make floats in [0, 1] for just these: ``[..., C, H, W]``."""
-    pixels = dataset.images.flatten(0, 1)
-    x = pixels.flatten(1).index_select(0, flat.reshape(-1).to(pixels.device))  # index_select: faster than advanced indexing
-    return x.float().div_(255).reshape(*flat.shape, *pixels.shape[1:])
+    images = dataset.images.flatten(0, 1)
+    # index_select: faster than advanced indexing
+    x = images.flatten(1).index_select(0, flat.reshape(-1).to(images.device))
+    return x.float().div_(255).reshape(*flat.shape, *images.shape[1:])
 
 
 def _take(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
