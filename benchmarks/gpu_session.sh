@@ -7,7 +7,9 @@
 #   OUT=/tmp/out REPTILE_EDU_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu_session.sh [SECONDS]
 #
 # From the repository root, with .data/omniglot/ holding the two Omniglot zips (and .data/cache/ its decoded cache,
-# optional). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT; its last periodic checkpoint
+# optional; Mini-ImageNet: .data/miniimagenet/ with the four zips of the full set, checked against
+# benchmarks/miniimagenet_full.sha256, which are over one call's 64 MiB together, so carry them in two or three
+# calls to a warm machine). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT; its last periodic checkpoint
 # survives) early enough to leave time for its export and evaluation, and a preset is not started with under a
 # minute of training left. Settings (environment): QUEUE (default "omniglot-5way omniglot-20way"), BENCH=0 to skip
 # the throughput, BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), DEVICE, SCALE, TASKS. On a CPU first:
@@ -41,6 +43,10 @@ for PRESET in $QUEUE; do
     NAME=$PRESET-$SCALE
     if [ -f "results/$NAME.json" ]; then
         echo "$PRESET: done already (results/$NAME.json)" >&2
+        continue
+    fi
+    if [ "$PRESET" = miniimagenet-5way ] && ! sha256sum -c benchmarks/miniimagenet_full.sha256; then
+        echo "$PRESET: skipped: .data/miniimagenet/ must hold the four full-set zips (sha256 as in SOURCE.md)" >&2
         continue
     fi
     KEEP=$([ "$PRESET" = omniglot-5way ] && echo 100 || echo 200)  # seconds for export + 2 x 10,000-task eval
