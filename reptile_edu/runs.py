@@ -44,10 +44,7 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
         dataset = load_dataset(config, "train", data_root)
     start_iteration, save_seconds = state.iteration, []
     writer = distributed.world()[0] == 0  # under torchrun only rank 0 writes and shows progress
-    bar = progress_bar(config.meta_iters, config.preset) if show_progress and writer else None
-    if bar and start_iteration:
-        bar({"event": "step", "iteration": start_iteration, "meta_step": config.meta_step_at(start_iteration),
-             "loss": float("nan")})
+    bar = progress_bar(config.meta_iters, config.preset, start_iteration) if show_progress and writer else None
 
     def save(live: TrainState):
         if not writer:

@@ -41,11 +41,13 @@ def write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
-def progress_bar(total: int, desc: str = ""):
-    """A ``meta_train`` callback driving a tqdm bar (a widget in notebooks, text elsewhere; off with TQDM_DISABLE=1)."""
+def progress_bar(total: int, desc: str = "", initial: int = 0):
+    """A ``meta_train`` callback driving a tqdm bar (a widget in notebooks, text elsewhere; off with TQDM_DISABLE=1).
+
+    ``initial``: the iteration a resumed run starts from (counted as done, not in the rate)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc)
+    bar = tqdm(total=total, desc=desc, initial=initial)
 
     def callback(event):
         if event["event"] == "step":
