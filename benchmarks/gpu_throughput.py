@@ -37,6 +37,12 @@ def projections(row: dict, meta_iters: int) -> dict:
     return out
 
 
+def command(argv: list[str]) -> str:
+    """The command line as run, less ``--out PATH`` (a machine's own path; the record is that file)."""
+    keep = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
+    return "python " + " ".join(keep)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
@@ -55,7 +61,7 @@ def main():
         print(json.dumps(row), file=sys.stderr, flush=True)
     record = {"device": results.device_name(args.device), "torch": torch.__version__, "commit": results.commit(),
               "cuda_graphs": os.environ.get(graphs.GRAPHS_ENV, "1").strip() != "0",
-              "command": "python " + " ".join(sys.argv), "bench_wall_s": round(time.perf_counter() - start, 1),
+              "command": command(sys.argv), "bench_wall_s": round(time.perf_counter() - start, 1),
               "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
