@@ -7,7 +7,8 @@
 A preset's paper settings (N-way, train-shots, meta-batch, inner batch and steps, Adam beta1 = 0, lr; eval batch
 and 50 eval steps). Data: the preset's real train split when ``--data-root`` holds it, else a random dataset of
 the split's shape (Omniglot 4,800 classes x 20 of 28x28; Mini-ImageNet 64 x 600 of 84x84x3): the sampling and
-the maths are those of real data, without the decoding. Every method draws from ``tasks.training_batches``.
+the maths are those of real data, without the decoding. Every method draws its tasks as ``train`` does
+(``train.sample_batches``; the graph path its indices with ``tasks.training_indices``).
 1. ``naive``: the way community ports write it: ``nn.Module`` net, ``copy.deepcopy`` per task, a new
    ``torch.optim.Adam`` per task (so the Adam state is reset, not carried), a Python loop over tasks.
 2. ``faithful``: ``meta.meta_step(path="faithful")``, the official serial semantics with the carried state.
@@ -31,7 +32,7 @@ from torch import nn
 
 from reptile_edu import budget, evaluation, graphs, meta, presets, results, train
 from reptile_edu.models import TF_BN_EPSILON
-from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches, training_batches
+from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches
 
 PATHS = ("naive", "faithful", "vectorised", "graphed")  # graphed: CUDA only
 SHAPES = {"omniglot": (4800, 20, 1, 28, 28), "miniimagenet": (64, 600, 3, 84, 84)}

@@ -14,7 +14,7 @@ import torch
 from . import distributed, evaluation, graphs, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
-from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP
+from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP, flatten
 from .utils import set_seed
 
 
@@ -205,10 +205,9 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
             n = min(stop - i, graphs.SYNC - i % graphs.SYNC, config.eval_interval - i % config.eval_interval)
             losses, diverged = runner.run(n)
             history.wall_s = time.perf_counter() - start
-            for j, loss in enumerate(losses):
-                if callback:
-                    callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
-                              "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
+            for j, loss in enumerate(losses if callback else []):
+                callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
+                          "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
             if diverged:
                 raise FloatingPointError(diverged)
             continue
@@ -225,7 +224,7 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
                                                           state.inner_state, config.path, carry)
         # one device sync for the logged loss and a check of every inner loss and the whole displacement:
         # NaN/inf anywhere stops the run before phi moves
-        finite = torch.isfinite(losses.sum() + sum(v.sum() for v in d.values()))
+        finite = torch.isfinite(losses.sum() + flatten(d).sum())
         loss, ok = torch.stack([losses[0].mean().double(), finite.double()]).tolist()
         if not ok:
             raise FloatingPointError(f"training diverged at meta-iteration {i} (inner loss {loss}): "
