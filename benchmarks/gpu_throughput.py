@@ -13,7 +13,6 @@ both). Writes the nested record to ``--out``; the last stdout line is one flat J
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -60,7 +59,7 @@ def main():
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     record = {"device": results.device_name(args.device), "torch": torch.__version__, "commit": results.commit(),
-              "cuda_graphs": os.environ.get(graphs.GRAPHS_ENV, "1").strip() != "0",
+              "cuda_graphs": graphs.enabled(),
               "command": command(sys.argv), "bench_wall_s": round(time.perf_counter() - start, 1),
               "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

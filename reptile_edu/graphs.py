@@ -32,6 +32,11 @@ SYNC = 100  # meta-iterations between host reads of the logged losses and the di
 GRAPHS_ENV = "REPTILE_EDU_CUDA_GRAPHS"  # "0": run the static step eagerly on a GPU too (an escape hatch)
 
 
+def enabled() -> bool:
+    """Whether a CUDA run captures its step as a graph (``$REPTILE_EDU_CUDA_GRAPHS`` is not ``0``)."""
+    return os.environ.get(GRAPHS_ENV, "1").strip() != "0"
+
+
 def supports(config) -> bool:
     """The runs the static step covers: image data, a first-order algorithm on the vectorised path, the official
     interpolating outer rule, one process (everything else takes ``train.meta_train``'s per-iteration loop)."""
@@ -53,7 +58,7 @@ class StaticStep:
         config = state.config
         self.carry = config.inner_state == "carry" and config.inner_optimizer == "adam"
         if capture is None:
-            capture = first.is_cuda and os.environ.get(GRAPHS_ENV, "1").strip() != "0"
+            capture = first.is_cuda and enabled()
         self.capture = capture
         self.graph = None
         self.views = None  # per inner step (flat [T, B], y [T, B]): views of one index buffer
@@ -133,11 +138,11 @@ class StaticStep:
         with torch.cuda.graph(self.graph):
             self._step()
 
-    def run(self, n: int) -> tuple[list[float], str | None]:
+    def run(self, n: int) -> tuple[list[float], float | None]:
         """``n`` <= SYNC meta-iterations from ``state.iteration``. Returns the logged losses (mean over tasks of the
         first inner batch's loss) of the iterations done, which are added to the history, and None, or, where
-        NaN/inf appeared, a message saying so: the state (phi, inner state, iteration) is then at the last good
-        iteration, and the run must stop."""
+        NaN/inf appeared, the logged loss of the iteration that diverged: the state (phi, inner state, iteration)
+        is then at the last good iteration, and the run must stop."""
         if not 1 <= n <= SYNC:
             raise ValueError(f"run 1..{SYNC} meta-iterations at a time (got {n})")
         state, start = self.state, self.state.iteration
@@ -156,8 +161,4 @@ class StaticStep:
         state.history.losses.extend(losses[:done])
         state.iteration = start + done
         state.inner_state = self.carried
-        if ok:
-            return losses, None
-        c = state.config
-        return losses[:done], (f"training diverged at meta-iteration {start + done} (inner loss {losses[done]}): "
-                               f"lower inner_lr ({c.inner_lr}) or meta_step_size ({c.meta_step_size})")
+        return (losses, None) if ok else (losses[:done], losses[done])

@@ -156,6 +156,12 @@ def _clone(state):
     return {"v": {k: v.clone() for k, v in state["v"].items()}, "t": state["t"].clone()}
 
 
+def _diverged(config: Config, iteration: int, loss: float) -> FloatingPointError:
+    """The error either training path raises when NaN/inf appears (phi is left as before that iteration)."""
+    return FloatingPointError(f"training diverged at meta-iteration {iteration} (inner loss {loss}): "
+                              f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
+
+
 def meta_train(config: Config, callback=None, params: Params | None = None, eval_set=None, *,
                dataset=None, state: TrainState | None = None, until: int | None = None) -> History:
     """Meta-train from ``params`` (default: a fresh seeded initialisation), or continue ``state`` (updated in
@@ -203,13 +209,13 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
             evaluate(i)
         if runner is not None:  # chunks of up to graphs.SYNC iterations, cut at evaluations
             n = min(stop - i, graphs.SYNC - i % graphs.SYNC, config.eval_interval - i % config.eval_interval)
-            losses, diverged = runner.run(n)
+            losses, bad_loss = runner.run(n)
             history.wall_s = time.perf_counter() - start
             for j, loss in enumerate(losses if callback else []):
                 callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
                           "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
-            if diverged:
-                raise FloatingPointError(diverged)
+            if bad_loss is not None:
+                raise _diverged(config, state.iteration, bad_loss)
             continue
         eps = config.meta_step_at(i)
         batches = [(x.to(config.device, dtype), y.to(config.device))
@@ -227,8 +233,7 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
         finite = torch.isfinite(losses.sum() + flatten(d).sum())
         loss, ok = torch.stack([losses[0].mean().double(), finite.double()]).tolist()
         if not ok:
-            raise FloatingPointError(f"training diverged at meta-iteration {i} (inner loss {loss}): "
-                                     f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
+            raise _diverged(config, i, loss)
         state.outer.apply(phi, d, eps)
         history.losses.append(loss)
         state.iteration = i + 1
