@@ -12,7 +12,7 @@
 # calls to a warm machine). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT; its last periodic checkpoint
 # survives) early enough to leave time for its export and evaluation, and a preset is not started with under a
 # minute of training left. Settings (environment): QUEUE (default "omniglot-5way omniglot-20way"), BENCH=0 to skip
-# the throughput, BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), DEVICE, SCALE, TASKS. On a CPU first:
+# the throughput, BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), KEEP, DEVICE, SCALE, TASKS. On a CPU:
 #   OUT=/tmp/out DEVICE=cpu SCALE=smoke TASKS=20 REPTILE_EDU_SMOKE=1 bash benchmarks/gpu_session.sh 300
 set -uo pipefail
 BUDGET=${1:-540}
@@ -49,7 +49,8 @@ for PRESET in $QUEUE; do
         echo "$PRESET: skipped: .data/miniimagenet/ must hold the four full-set zips (sha256 as in SOURCE.md)" >&2
         continue
     fi
-    KEEP=$([ "$PRESET" = omniglot-5way ] && echo 100 || echo 200)  # seconds for export + 2 x 10,000-task eval
+    # seconds kept for export + 2 x 10,000-task eval; KEEP=0 where the schedule cannot end in this call anyway
+    KEEP=${KEEP:-$([ "$PRESET" = omniglot-5way ] && echo 100 || echo 200)}
     LEFT=$((BUDGET - SECONDS - KEEP))
     if [ "$LEFT" -lt 60 ]; then
         echo "$PRESET: not started, $((BUDGET - SECONDS)) s left" >&2

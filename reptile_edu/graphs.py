@@ -87,19 +87,26 @@ class StaticStep:
                                       c.inner_iters, c.meta_batch_size, self.state.generator, c.replacement,
                                       c.foml_tail)
 
-    def _load(self, iteration: int) -> None:
-        """This iteration's indices and meta-step into the fixed tensors (one copy each; no sync)."""
+    def _load(self, iteration: int, slot: int) -> None:
+        """This iteration's indices and meta-step into the fixed tensors: no sync, so the host draws iteration j+1
+        while the device runs j. The indices are packed into row ``slot`` of a host buffer that is page-locked
+        on CUDA: a copy from pageable memory would first wait for the stream, serialising the two. Each of
+        ``run``'s iterations has its own row, and ``run`` ends in a sync, so no row is rewritten before its
+        copy has run."""
         steps = self._draw()
-        packed = torch.cat([torch.stack([f, y]).reshape(-1) for f, y in steps])
+        parts = [torch.stack([f, y]).reshape(-1) for f, y in steps]
         if self.views is None:
-            self.indices = torch.empty_like(packed, device=self.eps.device)
+            n = sum(p.numel() for p in parts)
+            self.staging = torch.empty(SYNC, n, dtype=parts[0].dtype, pin_memory=self.eps.is_cuda)
+            self.indices = torch.empty(n, dtype=parts[0].dtype, device=self.eps.device)
             self.views, offset = [], 0
             for f, _ in steps:
                 n = f.numel()
                 self.views.append((self.indices[offset:offset + n].view(f.shape),
                                    self.indices[offset + n:offset + 2 * n].view(f.shape)))
                 offset += 2 * n
-        self.indices.copy_(packed, non_blocking=True)
+        torch.cat(parts, out=self.staging[slot])
+        self.indices.copy_(self.staging[slot], non_blocking=True)
         self.eps.fill_(self.state.config.meta_step_at(iteration))
 
     def _step(self) -> None:
@@ -148,7 +155,7 @@ class StaticStep:
         state, start = self.state, self.state.iteration
         self.count.zero_()
         for j in range(n):
-            self._load(start + j)
+            self._load(start + j, j)
             if self.capture and self.graph is None:
                 self._record()
             if self.graph is not None:

@@ -15,7 +15,7 @@ from . import distributed, evaluation, graphs, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP, flatten
-from .utils import set_seed
+from .utils import deterministic_cudnn, set_seed
 
 
 @dataclass
@@ -141,6 +141,7 @@ class TrainState:
         generator = torch.Generator()
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
+        deterministic_cudnn()  # as set_seed does for a fresh run
         inner_state = _clone(saved["inner_state"])
         if inner_state is not None:
             inner_state = {"v": {k: v.to(config.device) for k, v in inner_state["v"].items()},

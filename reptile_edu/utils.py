@@ -16,9 +16,15 @@ def set_seed(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    deterministic_cudnn()
+    return torch.Generator().manual_seed(seed)
+
+
+def deterministic_cudnn() -> None:
+    """cuDNN picks deterministic algorithms and no autotuning, so that a GPU run (fresh or resumed) repeats itself.
+    ``benchmarks/gpu_throughput.py`` measures what this costs (its ``graphed_autotune`` rate)."""
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-    return torch.Generator().manual_seed(seed)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
