@@ -50,8 +50,8 @@ for PRESET in $QUEUE; do
         continue
     fi
     # seconds kept for export + 2 x 10,000-task eval; KEEP=0 where the schedule cannot end in this call anyway
-    KEEP=${KEEP:-$([ "$PRESET" = omniglot-5way ] && echo 100 || echo 200)}
-    LEFT=$((BUDGET - SECONDS - KEEP))
+    KEEP_S=${KEEP:-$([ "$PRESET" = omniglot-5way ] && echo 100 || echo 200)}
+    LEFT=$((BUDGET - SECONDS - KEEP_S))
     if [ "$LEFT" -lt 60 ]; then
         echo "$PRESET: not started, $((BUDGET - SECONDS)) s left" >&2
         break
