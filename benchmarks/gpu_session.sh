@@ -9,9 +9,9 @@
 # From the repository root, with .data/omniglot/ holding the two Omniglot zips (and .data/cache/ its decoded cache,
 # optional; Mini-ImageNet: .data/miniimagenet/ with the four zips of the full set, checked against
 # benchmarks/miniimagenet_full.sha256, which are over one call's 64 MiB together, so carry them in two or three
-# calls to a warm machine). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT; its last periodic checkpoint
-# survives) early enough to leave time for its export and evaluation, and a preset is not started with under a
-# minute of training left. Settings (environment): QUEUE (default "omniglot-5way omniglot-20way"), BENCH=0 to skip
+# calls to a warm machine). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT: it saves its
+# checkpoint at the next iteration boundary and exits) early enough to leave time for its export and evaluation,
+# and a preset is not started with under a minute of training left. Settings (environment): QUEUE (default "omniglot-5way omniglot-20way"), BENCH=0 to skip
 # the throughput, BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), KEEP, DEVICE, SCALE, TASKS. On a CPU:
 #   OUT=/tmp/out DEVICE=cpu SCALE=smoke TASKS=20 REPTILE_EDU_SMOKE=1 bash benchmarks/gpu_session.sh 300
 set -uo pipefail

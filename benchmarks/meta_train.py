@@ -15,9 +15,10 @@ the maths are those of real data, without the decoding. Every method draws its t
 3. ``vectorised``: ``meta.meta_step(path="vectorised")``, the meta-batch as one folded network, one
    iteration at a time as ``train.meta_train``'s per-iteration loop (the logged loss read every iteration).
 4. ``graphed`` (CUDA only): ``graphs.StaticStep``, the same vectorised step captured once as a CUDA graph and
-   replayed, the losses read every ``graphs.SYNC`` iterations: what ``train`` runs on a GPU (deterministic cuDNN).
-5. ``graphed_autotune`` (CUDA only): the same, captured with ``cudnn.benchmark`` on and determinism off: what
-   the reproducible default (``utils.deterministic_cudnn``) costs.
+   replayed, the losses read every ``graphs.SYNC`` iterations, with cuDNN's deterministic algorithms: what
+   ``train --deterministic`` runs on a GPU.
+5. ``graphed_autotune`` (CUDA only): the same with cuDNN's autotuned algorithms: what ``train`` runs on a GPU.
+The other paths run as ``train`` would (autotuned cuDNN).
 Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): naive per task (deep copy, new
 optimiser, N+1 forwards) vs ``evaluation.evaluate`` (its default chunks of 100 tasks). Methods are timed in
 alternating rounds so a shared machine's load drifts over all of them alike; on the CPU one thread each.
@@ -35,7 +36,7 @@ from torch import nn
 from reptile_edu import budget, evaluation, graphs, meta, presets, results, train
 from reptile_edu.models import TF_BN_EPSILON
 from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches
-from reptile_edu.utils import deterministic_cudnn
+from reptile_edu.utils import cudnn_mode
 
 PATHS = ("naive", "faithful", "vectorised", "graphed", "graphed_autotune")  # graphed*: CUDA only
 SHAPES = {"omniglot": (4800, 20, 1, 28, 28), "miniimagenet": (64, 600, 3, 84, 84)}
@@ -96,6 +97,21 @@ def dataset_for(config, data_root, smoke: bool, device):
     return ImageDataset(images, [f"c{i}" for i in range(classes)], f"{config.dataset}-shaped"), "random"
 
 
+def graphed(config, model, data):
+    """One chunk of ``graphs.SYNC`` iterations of a static step run in ``config``'s cuDNN mode (captured on the first
+    call, in the warm-up, which is when cuDNN's choice is fixed)."""
+    runner = graphs.StaticStep(train.TrainState.new(config), model, data)
+
+    def job():
+        cudnn_mode(config.deterministic)
+        try:
+            runner.run(graphs.SYNC)
+        finally:
+            cudnn_mode(False)
+
+    return job
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -132,19 +148,11 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
             "faithful": (lambda: run_path("faithful"), 1, iters),
             "vectorised": (lambda: run_path("vectorised"), 1, iters)}
     if dev.type == "cuda":  # the graph path is timed over whole chunks (one host sync each), as train runs it
-        runner = graphs.StaticStep(train.TrainState.new(config), model, data)
-        jobs["graphed"] = (lambda: runner.run(graphs.SYNC), graphs.SYNC, budget(3, 1))
-        autotuned = graphs.StaticStep(train.TrainState.new(config), model, data)
-
-        def autotune():  # cuDNN's choice is fixed when the graph is captured (first call, in the warm-up)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
-            try:
-                autotuned.run(graphs.SYNC)
-            finally:
-                deterministic_cudnn()
-
-        jobs["graphed_autotune"] = (autotune, graphs.SYNC, budget(3, 1))
+        for name, deterministic in (("graphed", True), ("graphed_autotune", False)):
+            jobs[name] = (graphed(config.replace(deterministic=deterministic), model, data), graphs.SYNC,
+                          budget(3, 1))
     jobs = {name: job for name, job in jobs.items() if name in paths}
+    cudnn_mode(False)  # the eager paths as train runs them
 
     def naive_eval():
         for _ in range(eval_tasks):

@@ -21,7 +21,7 @@ RUN_FORMAT = "reptile_edu/run-checkpoint/1"
 SHIPPED_FORMAT = "reptile_edu/shipped-checkpoint/1"
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 # Fields that may change between a run and its resumption without changing what is computed.
-RESUMABLE_DIFFERENCES = ("device",)
+RESUMABLE_DIFFERENCES = ("device", "deterministic")  # how a run executes, not what it computes
 
 
 class CheckpointError(ValueError):

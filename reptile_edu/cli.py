@@ -55,6 +55,8 @@ def _train(args) -> dict:
 
     overrides = {k: v for k, v in (("algorithm", args.algorithm), ("path", args.path), ("meta_iters", args.meta_iters),
                                    ("device", args.device), ("seed", args.seed)) if v is not None}
+    if args.deterministic:
+        overrides["deterministic"] = True
     if args.algorithm == "maml":
         overrides["inner_optimizer"] = "sgd"  # second-order MAML differentiates through SGD steps only
     config = presets.preset(args.preset, args.scale, args.variant, **overrides)
@@ -156,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta-iters", type=int)
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true",
+                   help="GPU: cuDNN's deterministic algorithms (bit-repeatable, slower) instead of autotuned ones")
     p.add_argument("--run-dir", help="default runs/PRESET-SCALE")
     p.add_argument("--resume", action="store_true", help="continue the run checkpoint in --run-dir")
     p.add_argument("--checkpoint-every", type=int, default=500, help="meta-iterations between checkpoints")
@@ -205,6 +209,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError, FloatingPointError) as exc:  # OSError: missing files, no network, no permission
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # a training run has saved its checkpoint first (runs.RunInterrupted)
+        print(f"stopped: {exc}" if str(exc) else "stopped", file=sys.stderr)
+        return 130
     result["wall_s"] = round(time.perf_counter() - start, 2)
     print(json.dumps(result))
     return 0

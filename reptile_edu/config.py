@@ -87,6 +87,10 @@ class Config:
     # run
     seed: int = 0
     device: str = "cpu"
+    # cuDNN (GPU only): False autotunes its convolution algorithms, as the official TensorFlow code does, which is
+    # fastest; True takes its deterministic ones, so a GPU run repeats bit for bit, 6% (Omniglot 5-way) to 22%
+    # (Mini-ImageNet) slower on an H100 (results/gpu/throughput.json: graphed vs graphed_autotune)
+    deterministic: bool = False
 
     def __post_init__(self):
         self.validate()

@@ -3,6 +3,9 @@ export a shipped checkpoint. The CLI is a thin layer over these; notebooks may c
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +21,35 @@ HISTORY = "history.json"
 EXPORT_CHECK = dict(tasks=20, shots=1, eval_seed=0)  # re-evaluated by a test: must reproduce exactly on CPU
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run after saving its checkpoint: ``--resume`` continues it."""
+
+
+@contextlib.contextmanager
+def _interrupt_at_a_boundary():
+    """While training, a first SIGINT only raises a flag, which the run reads after each meta-iteration (after
+    each chunk on the static path), where its state is whole: it saves a checkpoint there and stops. So a run
+    stopped by Ctrl-C or ``timeout -s INT`` loses nothing. A second SIGINT interrupts at once. Where SIGINT is
+    ignored (a shell's background job) it stays ignored, and outside the main thread, where Python cannot
+    handle signals, it keeps its usual meaning."""
+    asked = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield asked
+        return
+
+    def handler(signum, frame):
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: int = 500, data_root=None,
               show_progress: bool = True, dataset=None, eval_set=None) -> dict:
     """Train ``config`` in ``run_dir``: checkpoint every ``checkpoint_every`` iterations and at the end.
@@ -27,14 +59,17 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
 
     ``resume`` continues the run's checkpoint (which must be of the same config: anything else is refused);
     without it, an existing checkpoint is never overwritten. Divergence (NaN/inf) stops the run with an error
-    and leaves the last good checkpoint in place.
+    and leaves the last good checkpoint in place. Ctrl-C saves a checkpoint and raises ``RunInterrupted``.
     """
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1 (got {checkpoint_every})")
     if resume:
-        state = TrainState.from_state_dict(checkpoints.load_run(path, config.to_dict()))
+        saved = checkpoints.load_run(path, config.to_dict())
+        # the resumed run executes as asked (e.g. a GPU run continued on a CPU): the saved config says how it began
+        saved["config"] = {**saved["config"], **{k: getattr(config, k) for k in checkpoints.RESUMABLE_DIFFERENCES}}
+        state = TrainState.from_state_dict(saved)
     elif path.exists():
         raise ValueError(f"{run_dir} already holds a run checkpoint: pass --resume to continue it, "
                          f"or choose another --run-dir")
@@ -55,11 +90,16 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
     def callback(event):
         if bar:
             bar(event)
+        if interrupted:
+            save(state)
+            raise RunInterrupted(f"interrupted at meta-iteration {state.iteration} of {config.meta_iters}; "
+                                 f"checkpoint saved in {run_dir}: add --resume to continue")
         if event["event"] == "step" and event["iteration"] % checkpoint_every == 0:
-            save(event["state"])
+            save(state)
 
     # a finished run too: meta_train then only adds the final evaluation if an interruption lost it
-    meta_train(config, callback=callback, eval_set=eval_set, dataset=dataset, state=state)
+    with _interrupt_at_a_boundary() as interrupted:
+        meta_train(config, callback=callback, eval_set=eval_set, dataset=dataset, state=state)
     save(state)  # after the final evaluation, which the last periodic checkpoint precedes
     wall = state.history.wall_s
     return {"run_dir": str(run_dir), "checkpoint": str(path), "preset": config.preset,

@@ -15,7 +15,7 @@ from . import distributed, evaluation, graphs, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP, flatten
-from .utils import deterministic_cudnn, set_seed
+from .utils import cudnn_mode, set_seed
 
 
 @dataclass
@@ -120,6 +120,7 @@ class TrainState:
         """A fresh run: seeds everything (``set_seed``), initialises phi (or copies ``params``)."""
         config.validate()
         generator = set_seed(config.seed)
+        cudnn_mode(config.deterministic)
         init = params or build_model(config).init_params(generator)
         phi = {k: v.detach().clone().to(config.device) for k, v in init.items()}
         return cls(config, phi, OuterRule(config, phi), generator, History(config=config.to_dict()))
@@ -141,7 +142,7 @@ class TrainState:
         generator = torch.Generator()
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
-        deterministic_cudnn()  # as set_seed does for a fresh run
+        cudnn_mode(config.deterministic)
         inner_state = _clone(saved["inner_state"])
         if inner_state is not None:
             inner_state = {"v": {k: v.to(config.device) for k, v in inner_state["v"].items()},

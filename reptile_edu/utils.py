@@ -12,19 +12,18 @@ import torch
 
 
 def set_seed(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch, make cuDNN deterministic, and return a torch generator for sampling."""
+    """Seed Python, NumPy and torch, and return a torch generator for sampling."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    deterministic_cudnn()
     return torch.Generator().manual_seed(seed)
 
 
-def deterministic_cudnn() -> None:
-    """cuDNN picks deterministic algorithms and no autotuning, so that a GPU run (fresh or resumed) repeats itself.
-    ``benchmarks/gpu_throughput.py`` measures what this costs (its ``graphed_autotune`` rate)."""
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+def cudnn_mode(deterministic: bool) -> None:
+    """cuDNN's deterministic algorithms (a GPU run repeats bit for bit) or autotuned ones (faster); see
+    ``Config.deterministic``. A CUDA graph keeps the algorithms it was captured with."""
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -59,6 +59,58 @@ def test_resume_continues_bit_exactly(tmp_path):
     assert a["history"]["losses"] == b["history"]["losses"]
 
 
+def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path):
+    """How a run executes (device, cuDNN mode) may change on resume: a checkpoint written on a GPU by a version
+    without ``deterministic`` continues on this CPU, to the weights of an uninterrupted run."""
+    data, config = tiny_omniglot(), tiny_config()
+    whole = runs.train_run(config, tmp_path / "whole", checkpoint_every=4, show_progress=False, dataset=data)
+    cut = tmp_path / "cut" / "checkpoint.pt"
+
+    def cut_at_4(event):  # the state at iteration 4, as a GPU run of an older version would have saved it
+        if event["event"] == "step" and event["iteration"] == 4:
+            saved = event["state"].state_dict()
+            saved["config"] = {**{k: v for k, v in saved["config"].items() if k != "deterministic"}, "device": "cuda"}
+            checkpoints.save_run(cut, saved)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.meta_train(config, dataset=data, state=train.TrainState.new(config), callback=cut_at_4)
+    resumed = runs.train_run(config.replace(deterministic=True), cut.parent, resume=True, show_progress=False,
+                             dataset=data)
+    assert resumed["resumed_from"] == 4 and whole["meta_iters_run"] == resumed["meta_iters_run"] == 12
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    after = checkpoints.load_run(cut)
+    assert after["config"]["device"] == "cpu" and after["config"]["deterministic"] is True
+    assert _equal(after["phi"], checkpoints.load_run(tmp_path / "whole" / "checkpoint.pt")["phi"])
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_ctrl_c_saves_the_run_where_it_stopped(tmp_path, monkeypatch, static):
+    """SIGINT between checkpoints: the run saves its whole state at the next iteration (or chunk) boundary and
+    stops; resumed, it ends on an uninterrupted run's weights."""
+    data, config = tiny_omniglot(), tiny_config(meta_iters=20)
+    whole = runs.train_run(config, tmp_path / "whole", checkpoint_every=100, show_progress=False, dataset=data)
+    monkeypatch.setattr(graphs, "SYNC", 4)
+    if not static:
+        monkeypatch.setattr(graphs, "supports", lambda config: False)
+    monkeypatch.setattr(runs, "progress_bar", lambda *a: lambda event: event.get("iteration") == 7
+                        and signal.raise_signal(signal.SIGINT))
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist's workers ignore SIGINT
+    try:
+        with pytest.raises(runs.RunInterrupted, match="--resume"):
+            runs.train_run(config, tmp_path / "cut", checkpoint_every=100, dataset=data)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+    stopped = checkpoints.load_run(tmp_path / "cut" / "checkpoint.pt")["iteration"]
+    assert stopped == (8 if static else 7)  # the static step stops at the end of its chunk (5..8)
+    monkeypatch.setattr(runs, "progress_bar", lambda *a: lambda event: None)
+    resumed = runs.train_run(config, tmp_path / "cut", resume=True, checkpoint_every=100, dataset=data)
+    assert resumed["resumed_from"] == stopped and resumed["meta_iters_run"] == whole["meta_iters_run"] == 20
+    assert _equal(checkpoints.load_run(tmp_path / "cut" / "checkpoint.pt")["phi"],
+                  checkpoints.load_run(tmp_path / "whole" / "checkpoint.pt")["phi"])
+
+
 def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
     """A real `python -m reptile_edu train` is killed after its first checkpoints and resumed."""
     env = dict(os.environ, TQDM_DISABLE="1", REPTILE_EDU_SMOKE="0")
