@@ -6,13 +6,16 @@
 #
 #   OUT=/tmp/out REPTILE_EDU_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu_session.sh [SECONDS]
 #
-# From the repository root, with .data/omniglot/ holding the two Omniglot zips (and .data/cache/ its decoded cache,
-# optional; Mini-ImageNet: .data/miniimagenet/ with the four zips of the full set, checked against
-# benchmarks/miniimagenet_full.sha256, which are over one call's 64 MiB together, so carry them in two or three
-# calls to a warm machine). SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT: it saves its
-# checkpoint at the next iteration boundary and exits) early enough to leave time for its export and evaluation,
-# and a preset is not started with under a minute of training left. Settings (environment): QUEUE (default "omniglot-5way omniglot-20way"), BENCH=0 to skip
-# the throughput, BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), KEEP, DEVICE, SCALE, TASKS. On a CPU:
+# From the repository root, with .data/omniglot/ holding the two Omniglot zips (and .data/cache/ its decoded
+# cache, optional). Mini-ImageNet: .data/miniimagenet/ with the full set's zips, checked against
+# benchmarks/miniimagenet_full.sha256; training needs train_part1.zip and train_part2.zip (52 MB each, so one per
+# call to a warm machine: a call carries 64 MiB with the tree), the export and the evaluation test.zip too.
+# SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT: it saves its checkpoint at the next
+# iteration boundary and exits) early enough to leave time for its export and evaluation, and a preset is not
+# started with under a minute of training left. Settings (environment): QUEUE (default "omniglot-5way
+# omniglot-20way"; add miniimagenet-5way), BENCH=0 to skip the throughput, BENCH_ARGS (e.g. "--paths vectorised
+# graphed --skip-eval"), KEEP (seconds kept for export + evaluation; 0 when the schedule cannot end in this
+# call), DEVICE, SCALE, TASKS. On a CPU first:
 #   OUT=/tmp/out DEVICE=cpu SCALE=smoke TASKS=20 REPTILE_EDU_SMOKE=1 bash benchmarks/gpu_session.sh 300
 set -uo pipefail
 BUDGET=${1:-540}
@@ -45,8 +48,11 @@ for PRESET in $QUEUE; do
         echo "$PRESET: done already (results/$NAME.json)" >&2
         continue
     fi
-    if [ "$PRESET" = miniimagenet-5way ] && ! sha256sum -c benchmarks/miniimagenet_full.sha256; then
-        echo "$PRESET: skipped: .data/miniimagenet/ must hold the four full-set zips (sha256 as in SOURCE.md)" >&2
+    MINI=.data/miniimagenet
+    if [ "$PRESET" = miniimagenet-5way ] && [ "$SCALE" = paper ] && { [ ! -f $MINI/train_part1.zip ] ||
+            [ ! -f $MINI/train_part2.zip ] || ! sha256sum -c --ignore-missing benchmarks/miniimagenet_full.sha256; }
+    then
+        echo "$PRESET: skipped: training needs $MINI/train_part{1,2}.zip of the full set (sha256 as in SOURCE.md)" >&2
         continue
     fi
     # seconds kept for export + 2 x 10,000-task eval; KEEP=0 where the schedule cannot end in this call anyway
@@ -65,6 +71,10 @@ for PRESET in $QUEUE; do
     cp "$RUN/checkpoint.pt" "$OUT/$NAME-checkpoint.pt"
     if ! complete "$RUN"; then
         echo "$PRESET: schedule not finished: commit $RUN/checkpoint.pt (git add -f) and resume it next time" >&2
+        break
+    fi
+    if [ "$PRESET" = miniimagenet-5way ] && [ "$SCALE" = paper ] && [ ! -f $MINI/test.zip ]; then
+        echo "$PRESET: schedule finished: carry $MINI/test.zip for the export check and the evaluation" >&2
         break
     fi
     python3 -m reptile_edu export "$RUN" --name "$NAME"
