@@ -20,7 +20,7 @@ the maths are those of real data, without the decoding. Every method draws its t
 5. ``graphed_autotune`` (CUDA only): the same with cuDNN's autotuned algorithms: what ``train`` runs on a GPU.
 The other paths run as ``train`` would (autotuned cuDNN).
 Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): naive per task (deep copy, new
-optimiser, N+1 forwards) vs ``evaluation.evaluate`` (its default chunks of 100 tasks). Methods are timed in
+optimiser, N+1 forwards) vs ``evaluation.evaluate`` (``evaluation.CHUNK`` tasks at once). Methods are timed in
 alternating rounds so a shared machine's load drifts over all of them alike; on the CPU one thread each.
 Last line: one flat JSON object (keys of interfaces.md section 7, plus ``preset``, ``graphed_it_s`` and
 ``graphed_speedup`` on CUDA).
