@@ -41,6 +41,7 @@ complete() {  # is the run in $1 at the end of its schedule?
     python3 -c "import json, sys; h = json.load(open('$1/history.json')); sys.exit(h['iteration'] < h['config']['meta_iters'])"
 }
 
+MINI=.data/miniimagenet
 for PRESET in $QUEUE; do
     RUN=runs/$PRESET-$SCALE
     NAME=$PRESET-$SCALE
@@ -48,7 +49,6 @@ for PRESET in $QUEUE; do
         echo "$PRESET: done already (results/$NAME.json)" >&2
         continue
     fi
-    MINI=.data/miniimagenet
     if [ "$PRESET" = miniimagenet-5way ] && [ "$SCALE" = paper ] && { [ ! -f $MINI/train_part1.zip ] ||
             [ ! -f $MINI/train_part2.zip ] || ! sha256sum -c --ignore-missing benchmarks/miniimagenet_full.sha256; }
     then
