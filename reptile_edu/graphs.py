@@ -2,7 +2,7 @@
 
 Why: an Omniglot meta-iteration is several hundred tiny kernels (5 tasks x 5 inner Adam steps, forward and
 backward of a 4-layer CNN on 10 images each). On an H100 each runs in microseconds but takes longer to *launch*
-from Python, so the eager loop is launch-bound: 38 meta-iterations/s eager, 320 replayed as a CUDA graph (340 with
+from Python, so the eager loop is launch-bound: 35 meta-iterations/s eager, 320 replayed as a CUDA graph (327 with
 autotuned cuDNN), which records the kernels once and launches them all at once (``results/gpu/throughput.json``).
 
 What a graph needs, and how this module gives it:
