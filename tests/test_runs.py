@@ -56,7 +56,22 @@ def test_resume_continues_bit_exactly(tmp_path):
     assert _equal(a["phi"], b["phi"])
     assert _equal(a["inner_state"]["v"], b["inner_state"]["v"])
     assert torch.equal(a["inner_state"]["t"], b["inner_state"]["t"])
-    assert a["history"]["losses"] == b["history"]["losses"]
+    assert torch.equal(a["history"]["losses"], b["history"]["losses"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, dtype):
+    data, config = tiny_omniglot(), tiny_config(meta_iters=3)
+    params = {k: v.to(dtype) for k, v in train.build_model(config).init_params(torch.Generator()).items()}
+    state = train.TrainState.new(config, params)
+    train.meta_train(config, dataset=data, state=state)
+    saved = state.state_dict()
+    assert saved["history"]["losses"].dtype == dtype and len(saved["history"]["losses"]) == 3
+    checkpoints.save_run(tmp_path / "checkpoint.pt", saved)
+    as_tensor = checkpoints.load_run(tmp_path / "checkpoint.pt")
+    as_list = {**as_tensor, "history": {**as_tensor["history"], "losses": list(state.history.losses)}}  # earlier format
+    for s in (as_tensor, as_list):
+        assert train.TrainState.from_state_dict(s).history.losses == state.history.losses
 
 
 def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path):
