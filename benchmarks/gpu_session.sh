@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One GPU-machine call for the GPU issues: readiness (the CUDA-graph tests), throughput of the three presets, then
 # a queue of paper schedules, each resumed from runs/PRESET-SCALE/checkpoint.pt where one exists and, once complete,
-# exported and evaluated on 10,000 tasks on the GPU. What is worth keeping is copied to $OUT (8 files at most:
-# the throughput record and, per preset, the run checkpoint, the shipped checkpoint and the results file).
+# exported and evaluated on 10,000 tasks on the GPU. What is worth keeping is copied to $OUT (the device tool
+# brings back 8 files at most: the throughput record and, per preset, the run checkpoint, then once the schedule
+# is complete its history.json, the shipped checkpoint and the results file).
 #
 #   OUT=/tmp/out REPTILE_EDU_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu_session.sh [SECONDS]
 #
@@ -73,6 +74,7 @@ for PRESET in $QUEUE; do
         echo "$PRESET: schedule not finished: commit $RUN/checkpoint.pt (git add -f) and resume it next time" >&2
         break
     fi
+    cp "$RUN/history.json" "$OUT/$NAME-history.json"
     if [ "$PRESET" = miniimagenet-5way ] && [ "$SCALE" = paper ] && [ ! -f $MINI/test.zip ]; then
         echo "$PRESET: schedule finished: carry $MINI/test.zip for the export check and the evaluation" >&2
         break

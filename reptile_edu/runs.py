@@ -84,8 +84,9 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
     def save(live: TrainState):
         if not writer:
             return
-        save_seconds.append(checkpoints.save_run(path, live.state_dict()))
-        write_json(run_dir / HISTORY, live.history.to_dict() | {"iteration": live.iteration})
+        saved = live.state_dict()
+        save_seconds.append(checkpoints.save_run(path, saved))
+        write_json(run_dir / HISTORY, history_record(saved))
 
     def callback(event):
         if bar:
@@ -108,6 +109,15 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
             "it_per_s": round(state.iteration / max(wall, 1e-9), 2),
             "checkpoint_save_s": round(sum(save_seconds) / max(len(save_seconds), 1), 4),
             "processes": distributed.world()[1]}
+
+
+def history_record(saved: dict) -> dict:
+    """A run checkpoint's ``history.json``: config, losses, evaluations, wall time and iteration. Each loss is
+    written in the shortest form that reads back to the same value in the dtype it was computed in (float32:
+    at most 9 digits, not float64's 17), which loses nothing and takes about 40% fewer bytes."""
+    history = saved["history"]
+    losses = [float(str(x)) for x in history["losses"].numpy()]  # numpy's str: shortest round-trip in its dtype
+    return {**{k: v for k, v in history.items() if k != "params"}, "losses": losses, "iteration": saved["iteration"]}
 
 
 def _load_model_source(source) -> dict:

@@ -72,6 +72,11 @@ def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, d
     as_list = {**as_tensor, "history": {**as_tensor["history"], "losses": list(state.history.losses)}}  # earlier format
     for s in (as_tensor, as_list):
         assert train.TrainState.from_state_dict(s).history.losses == state.history.losses
+    # history.json: every loss reads back exactly in its dtype, in fewer characters than float64's repr for float32
+    written = json.loads(json.dumps(runs.history_record(saved)))
+    assert torch.equal(torch.tensor(written["losses"], dtype=dtype), saved["history"]["losses"])
+    shorter = len(json.dumps(written["losses"])) < len(json.dumps(state.history.losses))
+    assert shorter == (dtype == torch.float32) and written["iteration"] == 3 and written["config"] == config.to_dict()
 
 
 def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path):
