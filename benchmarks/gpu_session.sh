@@ -14,16 +14,16 @@
 # SECONDS (default 540) bounds the whole script: a run is stopped (SIGINT: it saves its checkpoint at the next
 # iteration boundary and exits) early enough to leave time for its export and evaluation, and a preset is not
 # started with under a minute of training left. Settings (environment): QUEUE (default "omniglot-5way
-# omniglot-20way"; add miniimagenet-5way), BENCH=0 to skip the throughput, BENCH_ARGS (e.g. "--paths vectorised
-# graphed --skip-eval"), KEEP (seconds kept for export + evaluation; 0 when the schedule cannot end in this
-# call), DEVICE, SCALE, TASKS. On a CPU first:
+# omniglot-20way miniimagenet-5way"; a preset with its results file is skipped), BENCH=0 to skip the throughput,
+# BENCH_ARGS (e.g. "--paths vectorised graphed --skip-eval"), KEEP (seconds kept for export + evaluation; 0 when
+# the schedule cannot end in this call), DEVICE, SCALE, TASKS. On a CPU first:
 #   OUT=/tmp/out DEVICE=cpu SCALE=smoke TASKS=20 REPTILE_EDU_SMOKE=1 bash benchmarks/gpu_session.sh 300
 set -uo pipefail
 BUDGET=${1:-540}
 DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-paper}
 TASKS=${TASKS:-10000}
-QUEUE=${QUEUE:-omniglot-5way omniglot-20way}
+QUEUE=${QUEUE:-omniglot-5way omniglot-20way miniimagenet-5way}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 REPTILE_EDU_DATA=$PWD/.data REPTILE_EDU_CACHE=$PWD/.data/cache
 : "${OUT:?set OUT to the folder that receives the results}"
 

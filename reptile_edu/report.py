@@ -76,7 +76,7 @@ def comparison(records: dict[str, dict]) -> dict[str, list[dict]]:
                     paper_iters = presets.PAPER[preset]["meta_iters"]
                     entry.update(ours=f"{e['accuracy']:.2f} ± {e['ci95']:.2f}", device=rec["device"],
                                  schedule=f"{rec['meta_iters_run']:,} of {paper_iters:,} meta-iters",
-                                 tasks=f"{e['tasks']:,}", file=name, diff=round(e["accuracy"] - acc, 2))
+                                 tasks=f"{e['tasks']:,}", file=name, diff=f"{e['accuracy'] - acc:+.2f}")
                 rows.append(entry)
         out[title] = rows
     return out
