@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from . import evaluation
+from . import evaluation, runs
 
 SINE_STEPS = (0, 8, 16, 24, 32)
 
@@ -49,6 +49,23 @@ def eval_curves(ax, histories: dict, key: str = "mse", ylabel: str = "MSE after 
     ax.set_ylabel(ylabel)
     ax.set_yscale("log")
     ax.legend()
+    return ax
+
+
+def training_curve(ax, history: dict, uniform: float, window: int = 1000):
+    """A paper run's logged loss (``runs.read_history``) as means over ``window`` meta-iterations,
+    the uniform-prediction floor ``uniform`` (``runs.uniform_loss``), and the annealed meta-step on a twin axis."""
+    c = history["config"]
+    iterations, means = runs.loss_windows(history, window)
+    ax.plot(iterations, means, color="tab:blue", label=f"logged loss, mean of {iterations[0]:,}")
+    ax.axhline(uniform, color="k", ls="--", lw=1, label=f"uniform prediction: {uniform:.2f}")
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel("first inner minibatch loss (summed)")
+    ax.set_title(c["preset"])
+    ax.legend(loc="lower left")
+    step = ax.twinx()
+    step.plot([0, c["meta_iters"]], [c["meta_step_size"], c["meta_step_size_final"]], color="tab:gray", ls=":")
+    step.set_ylabel("meta-step size (dotted)", color="tab:gray")
     return ax
 
 

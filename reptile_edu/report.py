@@ -82,6 +82,26 @@ def comparison(records: dict[str, dict]) -> dict[str, list[dict]]:
     return out
 
 
+def transduction_gains(records: dict[str, dict]) -> list[dict]:
+    """Per column of each table, Reptile's gain from transduction (transductive minus non-transductive, in
+    points), the paper's beside ours; ours from one run file, so both modes share its adapted weights."""
+    rows = []
+    for title, table in TABLES.items():
+        for i, (column, (preset, shots)) in enumerate(table["columns"].items()):
+            plain_acc, trans_acc = table["paper"]["Reptile"][i][0], table["paper"]["Reptile + Transduction"][i][0]
+            entry = {"table": title, "column": column, "paper": f"{trans_acc - plain_acc:+.2f}", "ours": NOT_RUN,
+                     "file": ""}
+            hit = _best(records, preset, "reptile", shots, "transductive")
+            if hit:
+                name, rec, trans = hit
+                plain = [e for e in rec["evaluations"] if e["shots"] == shots and e["mode"] == "non-transductive"
+                         and e["tasks"] == trans["tasks"]]
+                if plain:
+                    entry.update(ours=f"{trans['accuracy'] - plain[0]['accuracy']:+.2f}", file=name)
+            rows.append(entry)
+    return rows
+
+
 def runs_table(records: dict[str, dict]) -> list[dict]:
     """Every evaluation of every results file, flat (also the runs no paper cell shows, e.g. joint training)."""
     return [{"file": name, "preset": rec["preset"], "algorithm": rec["algorithm"],

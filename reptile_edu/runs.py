@@ -4,11 +4,14 @@ export a shipped checkpoint. The CLI is a thin layer over these; notebooks may c
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import signal
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import checkpoints, distributed, evaluation, presets, results
@@ -118,6 +121,34 @@ def history_record(saved: dict) -> dict:
     history = saved["history"]
     losses = [float(str(x)) for x in history["losses"].numpy()]  # numpy's str: shortest round-trip in its dtype
     return {**{k: v for k, v in history.items() if k != "params"}, "losses": losses, "iteration": saved["iteration"]}
+
+
+def read_history(run_dir) -> dict:
+    """A run's ``history.json`` (``history_record``'s form), checked for what the training curves need."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        raise FileNotFoundError(f"no {HISTORY} in {run_dir}: `python -m reptile_edu train ... --run-dir {run_dir}` "
+                                f"writes it with each checkpoint")
+    history = json.loads(path.read_text())
+    missing = {"config", "losses", "iteration"} - history.keys()
+    if missing:
+        raise ValueError(f"{path} is not a run history (missing {', '.join(sorted(missing))})")
+    return history
+
+
+def uniform_loss(config: dict) -> float:
+    """The logged loss (the first inner minibatch's summed cross-entropy, before any inner step) of a uniform
+    prediction: inner_batch_size * ln(num_classes). Each task permutes its labels, so by Jensen's inequality no
+    initialisation has a lower expected logged loss; the curve measures confidence, not what was learned."""
+    return config["inner_batch_size"] * math.log(config["num_classes"])
+
+
+def loss_windows(history: dict, window: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """The logged loss as means over ``window`` consecutive meta-iterations: (last iteration of each, mean)."""
+    losses = np.asarray(history["losses"], dtype=float)
+    window = max(1, min(window, len(losses)))
+    total = np.concatenate([[0.0], np.cumsum(losses)])
+    return np.arange(window, len(losses) + 1), (total[window:] - total[:-window]) / window
 
 
 def _load_model_source(source) -> dict:

@@ -57,3 +57,12 @@ def test_missing_results_folder_or_checkpoint_fails_clearly(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoints.CheckpointError):
         checkpoints.load_shipped(tmp_path / "junk.pt")
+
+
+def test_transduction_gain_is_read_from_one_run_beside_the_papers():
+    record = json.loads(json.dumps(RECORD))
+    record["evaluations"].append({**record["evaluations"][0], "mode": "non-transductive", "accuracy": 87.25})
+    rows = report.transduction_gains({"a.json": record, "0-one-mode.json": RECORD})
+    cell = next(r for r in rows if r["column"] == "1-shot 5-way")
+    assert cell["paper"] == "+2.29" and cell["ours"] == "+2.75" and cell["file"] == "a.json"
+    assert len(rows) == 2 + 4 and all(r["ours"] == report.NOT_RUN for r in rows if r is not cell)

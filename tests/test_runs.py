@@ -1,6 +1,8 @@
 """Runs that never lose work: checkpoints, bit-exact resume (a real process killed mid-run), divergence,
 shipped checkpoints, results files and the CLI's one-line errors."""
+import itertools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -255,3 +257,34 @@ def test_cli_refuses_a_corrupt_checkpoint(tmp_path):
 def test_divergence_message_names_the_fix():
     with pytest.raises(FloatingPointError, match="lower inner_lr"):
         train.meta_train(Config(inner_lr=1e6, meta_step_size=1.0, meta_iters=50))
+
+
+def test_history_reads_back_for_the_training_curve(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from reptile_edu import plots
+
+    config = tiny_config()
+    runs.train_run(config, tmp_path / "run", checkpoint_every=4, show_progress=False, dataset=tiny_omniglot())
+    history = runs.read_history(tmp_path / "run")
+    assert len(history["losses"]) == history["iteration"] == 12 and history["config"] == config.to_dict()
+    ax = plots.training_curve(matplotlib.pyplot.figure().gca(), history, runs.uniform_loss(history["config"]), 5)
+    smooth, floor = ax.get_lines()
+    assert len(smooth.get_xdata()) == 12 - 5 + 1 and smooth.get_ydata()[0] == pytest.approx(
+        sum(history["losses"][:5]) / 5) and floor.get_ydata()[0] == pytest.approx(5 * math.log(5))
+    with pytest.raises(FileNotFoundError, match="reptile_edu train"):
+        runs.read_history(tmp_path)
+    (tmp_path / "history.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a run history"):
+        runs.read_history(tmp_path)
+
+
+def test_uniform_prediction_is_the_floor_of_the_expected_logged_loss():
+    """Labels are a random permutation per task, so averaged over permutations no prediction beats uniform."""
+    classes, batch = 3, 4
+    y = torch.tensor([0, 1, 2, 0])
+    floor = runs.uniform_loss({"inner_batch_size": batch, "num_classes": classes})
+    for logits in (torch.randn(batch, classes, generator=torch.Generator().manual_seed(0)), torch.zeros(batch, classes)):
+        expected = sum(torch.nn.functional.cross_entropy(logits, torch.tensor(perm)[y], reduction="sum")
+                       for perm in itertools.permutations(range(classes))) / math.factorial(classes)
+        assert expected >= floor - 1e-6 and (expected == pytest.approx(floor)) == (not logits.any())
