@@ -52,10 +52,11 @@ def eval_curves(ax, histories: dict, key: str = "mse", ylabel: str = "MSE after 
     return ax
 
 
-def training_curve(ax, history: dict, uniform: float, window: int = 1000):
-    """A paper run's logged loss (``runs.read_history``) as means over ``window`` meta-iterations,
-    the uniform-prediction floor ``uniform`` (``runs.uniform_loss``), and the annealed meta-step on a twin axis."""
+def training_curve(ax, history: dict, window: int = 1000):
+    """A paper run's logged loss (``runs.read_history``) as means over ``window`` meta-iterations, the floor
+    that a uniform prediction sets (``runs.uniform_loss``), and the annealed meta-step on a twin axis."""
     c = history["config"]
+    uniform = runs.uniform_loss(c)
     iterations, means = runs.loss_windows(history, window)
     ax.plot(iterations, means, color="tab:blue", label=f"logged loss, mean of {iterations[0]:,}")
     ax.axhline(uniform, color="k", ls="--", lw=1, label=f"uniform prediction: {uniform:.2f}")

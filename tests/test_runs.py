@@ -268,7 +268,7 @@ def test_history_reads_back_for_the_training_curve(tmp_path):
     runs.train_run(config, tmp_path / "run", checkpoint_every=4, show_progress=False, dataset=tiny_omniglot())
     history = runs.read_history(tmp_path / "run")
     assert len(history["losses"]) == history["iteration"] == 12 and history["config"] == config.to_dict()
-    ax = plots.training_curve(matplotlib.pyplot.figure().gca(), history, runs.uniform_loss(history["config"]), 5)
+    ax = plots.training_curve(matplotlib.pyplot.figure().gca(), history, window=5)
     smooth, floor = ax.get_lines()
     assert len(smooth.get_xdata()) == 12 - 5 + 1 and smooth.get_ydata()[0] == pytest.approx(
         sum(history["losses"][:5]) / 5) and floor.get_ydata()[0] == pytest.approx(5 * math.log(5))
@@ -288,3 +288,10 @@ def test_uniform_prediction_is_the_floor_of_the_expected_logged_loss():
         expected = sum(torch.nn.functional.cross_entropy(logits, torch.tensor(perm)[y], reduction="sum")
                        for perm in itertools.permutations(range(classes))) / math.factorial(classes)
         assert expected >= floor - 1e-6 and (expected == pytest.approx(floor)) == (not logits.any())
+    # and the logged loss is that quantity: an initialisation with a zero output layer logs exactly B * ln N
+    config = tiny_config(meta_iters=1)
+    params = train.build_model(config).init_params(torch.Generator().manual_seed(0))
+    params.update({k: torch.zeros_like(params[k]) for k in ("dense.w", "dense.b")})
+    state = train.TrainState.new(config, params)
+    train.meta_train(config, dataset=tiny_omniglot(), state=state)
+    assert state.history.losses[0] == pytest.approx(runs.uniform_loss(config.to_dict()))
