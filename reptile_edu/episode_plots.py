@@ -4,7 +4,7 @@ Data in, figure out; matplotlib and IPython are imported here only (the core nev
 """
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from .data_plots import _image
 
@@ -28,11 +28,11 @@ def plot_adaptation(episode, result, max_queries: int = 5):
         ok = "right" if after == qy[0, j].item() else "wrong"
         ax.set_title(f"query {qy[0, j].item()}\nbefore {before} -> after {after} ({ok})", fontsize=8)
         ax = axes[1, j]
-        xs = torch.arange(classes)
-        ax.bar(xs - 0.2, result["probs_before"][j], width=0.4, label="before", color="0.7")
-        ax.bar(xs + 0.2, result["probs_after"][j], width=0.4, label="after", color="tab:green")
+        xs = np.arange(classes)  # numpy, not tensors: matplotlib's unit conversion of tensors is deprecated
+        ax.bar(xs - 0.2, result["probs_before"][j].numpy(), width=0.4, label="before", color="0.7")
+        ax.bar(xs + 0.2, result["probs_after"][j].numpy(), width=0.4, label="after", color="tab:green")
         ax.set_ylim(0, 1)
-        ax.set_xticks(xs.tolist())
+        ax.set_xticks(xs)
         if j == 0:
             ax.set_ylabel("p(class)")
             ax.legend(fontsize=7)
