@@ -62,7 +62,7 @@ def training_curve(ax, history: dict, window: int = 1000):
     ax.axhline(uniform, color="k", ls="--", lw=1, label=f"uniform prediction: {uniform:.2f}")
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("first inner minibatch loss (summed)")
-    ax.set_title(c["preset"])
+    ax.set_title(f"{c['preset']}: {history['iteration']:,} of {c['meta_iters']:,} meta-iterations")
     ax.legend(loc="lower left")
     step = ax.twinx()
     step.plot([0, c["meta_iters"]], [c["meta_step_size"], c["meta_step_size_final"]], color="tab:gray", ls=":")

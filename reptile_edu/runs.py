@@ -124,11 +124,14 @@ def history_record(saved: dict) -> dict:
 
 
 def read_history(run_dir) -> dict:
-    """A run's ``history.json`` (``history_record``'s form), checked for what the training curves need."""
-    path = Path(run_dir) / HISTORY
+    """A run's ``history.json`` (``history_record``'s form), checked for what the training curves need; for a
+    run committed mid-schedule, which ships only its checkpoint, the same record built from that checkpoint."""
+    path, checkpoint = Path(run_dir) / HISTORY, Path(run_dir) / CHECKPOINT
     if not path.is_file():
-        raise FileNotFoundError(f"no {HISTORY} in {run_dir}: `python -m reptile_edu train ... --run-dir {run_dir}` "
-                                f"writes it with each checkpoint")
+        if checkpoint.is_file():
+            return history_record(checkpoints.load_run(checkpoint))
+        raise FileNotFoundError(f"no {HISTORY} or {CHECKPOINT} in {run_dir}: `python -m reptile_edu train ... "
+                                f"--run-dir {run_dir}` writes both with each checkpoint")
     history = json.loads(path.read_text())
     missing = {"config", "losses", "iteration"} - history.keys()
     if missing:

@@ -272,6 +272,8 @@ def test_history_reads_back_for_the_training_curve(tmp_path):
     smooth, floor = ax.get_lines()
     assert len(smooth.get_xdata()) == 12 - 5 + 1 and smooth.get_ydata()[0] == pytest.approx(
         sum(history["losses"][:5]) / 5) and floor.get_ydata()[0] == pytest.approx(5 * math.log(5))
+    (tmp_path / "run" / "history.json").unlink()  # a run committed mid-schedule ships only its checkpoint
+    assert runs.read_history(tmp_path / "run") == history
     with pytest.raises(FileNotFoundError, match="reptile_edu train"):
         runs.read_history(tmp_path)
     (tmp_path / "history.json").write_text("{}")
