@@ -7,6 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from . import evaluation, runs
+from .config import Config
 
 SINE_STEPS = (0, 8, 16, 24, 32)
 
@@ -65,7 +66,8 @@ def training_curve(ax, history: dict, window: int = 1000):
     ax.set_title(f"{c['preset']}: {history['iteration']:,} of {c['meta_iters']:,} meta-iterations")
     ax.legend(loc="lower left")
     step = ax.twinx()
-    step.plot([0, c["meta_iters"]], [c["meta_step_size"], c["meta_step_size_final"]], color="tab:gray", ls=":")
+    ends = [0, c["meta_iters"]]  # the annealing is linear: its two ends draw it
+    step.plot(ends, [Config(**c).meta_step_at(i) for i in ends], color="tab:gray", ls=":")
     step.set_ylabel("meta-step size (dotted)", color="tab:gray")
     return ax
 
