@@ -117,9 +117,10 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
 def history_record(saved: dict) -> dict:
     """A run checkpoint's ``history.json``: config, losses, evaluations, wall time and iteration. Each loss is
     written in the shortest form that reads back to the same value in the dtype it was computed in (float32:
-    at most 9 digits, not float64's 17), which loses nothing and takes about 40% fewer bytes."""
+    at most 9 digits, not float64's 17), which loses nothing and takes about 40% fewer bytes. Earlier checkpoints
+    hold the losses as a list of floats: numpy reads that as float64, exactly too."""
     history = saved["history"]
-    losses = [float(str(x)) for x in history["losses"].numpy()]  # numpy's str: shortest round-trip in its dtype
+    losses = [float(str(x)) for x in np.asarray(history["losses"])]  # numpy's str: shortest round-trip in its dtype
     return {**{k: v for k, v in history.items() if k != "params"}, "losses": losses, "iteration": saved["iteration"]}
 
 

@@ -77,6 +77,7 @@ def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, d
     # history.json: every loss reads back exactly in its dtype, in fewer characters than float64's repr for float32
     written = json.loads(json.dumps(runs.history_record(saved)))
     assert torch.equal(torch.tensor(written["losses"], dtype=dtype), saved["history"]["losses"])
+    assert torch.equal(torch.tensor(runs.history_record(as_list)["losses"], dtype=dtype), saved["history"]["losses"])
     shorter = len(json.dumps(written["losses"])) < len(json.dumps(state.history.losses))
     assert shorter == (dtype == torch.float32) and written["iteration"] == 3 and written["config"] == config.to_dict()
 
