@@ -2,8 +2,8 @@
 # One GPU-machine call for the GPU issues: readiness (the CUDA-graph tests), throughput of the three presets, then
 # a queue of paper schedules, each resumed from runs/PRESET-SCALE/checkpoint.pt where one exists and, once complete,
 # exported and evaluated on 10,000 tasks on the GPU. What is worth keeping is copied to $OUT (the device tool
-# brings back 8 files at most: the throughput record and, per preset, the run checkpoint, then once the schedule
-# is complete its history.json, the shipped checkpoint and the results file).
+# brings back 8 files at most: the throughput record and, per preset, the run checkpoint and its training curve
+# (for results/curves/), then once the schedule is complete the shipped checkpoint and the results file).
 #
 #   OUT=/tmp/out REPTILE_EDU_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu_session.sh [SECONDS]
 #
@@ -39,7 +39,7 @@ if [ "${BENCH:-1}" != 0 ]; then
 fi
 
 complete() {  # is the run in $1 at the end of its schedule?
-    python3 -c "import json, sys; h = json.load(open('$1/history.json')); sys.exit(h['iteration'] < h['config']['meta_iters'])"
+    python3 -c "import json, sys; h = json.load(open('$1/curve.json')); sys.exit(h['iteration'] < h['config']['meta_iters'])"
 }
 
 MINI=.data/miniimagenet
@@ -70,11 +70,11 @@ for PRESET in $QUEUE; do
         --run-dir "$RUN" --checkpoint-every 2000 "${RESUME[@]}" 2>&1 | tr '\r' '\n' | tail -3
     [ -f "$RUN/checkpoint.pt" ] || continue
     cp "$RUN/checkpoint.pt" "$OUT/$NAME-checkpoint.pt"
+    cp "$RUN/curve.json" "$OUT/$NAME-curve.json"
     if ! complete "$RUN"; then
         echo "$PRESET: schedule not finished: commit $RUN/checkpoint.pt (git add -f) and resume it next time" >&2
         break
     fi
-    cp "$RUN/history.json" "$OUT/$NAME-history.json"
     if [ "$PRESET" = miniimagenet-5way ] && [ "$SCALE" = paper ] && [ ! -f $MINI/test.zip ]; then
         echo "$PRESET: schedule finished: carry $MINI/test.zip for the export check and the evaluation" >&2
         break

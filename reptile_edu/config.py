@@ -13,6 +13,7 @@ from pathlib import Path
 SMOKE_ENV = "REPTILE_EDU_SMOKE"
 DATA_ENV = "REPTILE_EDU_DATA"
 CACHE_ENV = "REPTILE_EDU_CACHE"
+OFFLINE_ENV = "REPTILE_EDU_OFFLINE"
 
 ALGORITHMS = ("reptile", "fomaml", "maml", "joint")
 INNER_OPTIMIZERS = ("sgd", "adam")
@@ -25,6 +26,12 @@ INNER_STATES = ("carry", "reset")
 def smoke_mode() -> bool:
     """True when ``REPTILE_EDU_SMOKE`` is 1/true/yes: notebooks and CLI defaults shrink to seconds."""
     return os.environ.get(SMOKE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def offline() -> bool:
+    """True when ``REPTILE_EDU_OFFLINE`` is 1/true/yes: the chapters never try to download data (the tests set
+    it, so that no test needs the network)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def budget(full, smoke):
@@ -88,8 +95,8 @@ class Config:
     seed: int = 0
     device: str = "cpu"
     # cuDNN (GPU only): False autotunes its convolution algorithms, as the official TensorFlow code does, which is
-    # fastest; True takes its deterministic ones, so a GPU run repeats bit for bit, 6% (Omniglot 5-way) to 22%
-    # (Mini-ImageNet) slower on an H100 (results/gpu/throughput.json: graphed vs graphed_autotune)
+    # fastest; True takes its deterministic ones, so a GPU run repeats bit for bit, at some cost in speed (see
+    # results/gpu/throughput.json for measured costs: graphed vs graphed_autotune)
     deterministic: bool = False
 
     def __post_init__(self):

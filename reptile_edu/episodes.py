@@ -1,4 +1,4 @@
-"""One episode up close, and where the notebooks find image data.
+"""One episode up close, and where the notebooks find (or fetch) image data.
 
 ``evaluation.evaluate`` answers "how accurate, over thousands of tasks"; the functions here answer "what did
 adaptation change on THIS task": the same official adaptation (``inner.run`` on ``tasks.support_batches``)
@@ -7,7 +7,6 @@ and the same two prediction modes (``evaluation.logits``), returned before and a
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import warnings
 import zipfile
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from . import inner, tasks
-from .config import DATA_ENV, data_root
+from .config import OFFLINE_ENV, data_root, offline
 from .evaluation import MODES, evaluate, logits
 from .models import stack
 
@@ -65,23 +64,10 @@ def adapt_episode(model, phi, adam_state, episode, inner_iters: int = 50, batch_
 
 # --- where the notebooks find data ---------------------------------------------------------------------------
 
-def find_data_root(dataset: str, start: Path | None = None) -> Path | None:
-    """A folder holding ``dataset`` (``omniglot`` or ``miniimagenet``), or None.
-
-    Looked for, in order: ``$REPTILE_EDU_DATA/<dataset>``, then ``shared/data/<dataset>`` beside this checkout
-    or any folder above ``start`` (the team's layout: ``../shared/data`` next to the repository), then the
-    default data root. Nothing is downloaded.
-    """
-    candidates = []
-    if os.environ.get(DATA_ENV):
-        candidates.append(Path(os.environ[DATA_ENV]).expanduser() / dataset)
-    here = Path(start or Path.cwd()).resolve()
-    candidates += [p / "shared" / "data" / dataset for p in (here, *here.parents)]
-    candidates.append(data_root() / dataset)
-    for c in candidates:
-        if c.is_dir() and any(c.iterdir()):
-            return c
-    return None
+def find_data_root(dataset: str) -> Path | None:
+    """``data_root()/<dataset>`` (``$REPTILE_EDU_DATA`` or the default root) if it holds anything, else None."""
+    candidate = data_root() / dataset
+    return candidate if candidate.is_dir() and any(candidate.iterdir()) else None
 
 
 def write_tiny_omniglot(root, characters: int = 8, per_class: int = 20, seed: int = 0) -> Path:
@@ -111,15 +97,26 @@ def write_tiny_omniglot(root, characters: int = 8, per_class: int = 20, seed: in
 
 
 def omniglot_or_standin(splits=("train", "test")) -> tuple[Path, bool, tuple]:
-    """The notebooks' Omniglot: ``(root, real, datasets in splits order)``.
+    """The chapters' Omniglot: ``(root, real, datasets in splits order)``.
 
-    The real set (``find_data_root``) on the paper's 1,200/423 split; else a stand-in from
-    ``write_tiny_omniglot`` in a temporary folder on its background/evaluation split, with its expected
-    "not 1,623 characters" warning silenced (``real`` is then False, and the notebook says so).
+    The real set (``find_data_root``) on the paper's 1,200/423 split; if it is missing, it is downloaded into
+    the data root first (checked, with a progress bar), unless ``REPTILE_EDU_OFFLINE`` is set. Failing that (one
+    printed line says why), a stand-in from ``write_tiny_omniglot`` in a temporary folder on its
+    background/evaluation split, with its expected "not 1,623 characters" warning silenced (``real`` is then
+    False, and the notebook says so).
     """
+    from .data.download import download_omniglot
     from .data.omniglot import load_omniglot
 
     root = find_data_root("omniglot")
+    if root is None and offline():
+        print(f"No Omniglot in {data_root() / 'omniglot'} and {OFFLINE_ENV} is set: using a generated stand-in.")
+    elif root is None:
+        print(f"No Omniglot in {data_root() / 'omniglot'}: downloading it there (about 15 MB, checked).")
+        try:
+            root = download_omniglot(data_root() / "omniglot", progress=True)
+        except (OSError, ValueError) as exc:
+            print(f"Download failed ({exc}): using a generated stand-in.")
     real = root is not None
     if not real:
         root = write_tiny_omniglot(Path(tempfile.mkdtemp()) / "omniglot")

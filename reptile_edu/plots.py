@@ -53,18 +53,18 @@ def eval_curves(ax, histories: dict, key: str = "mse", ylabel: str = "MSE after 
     return ax
 
 
-def training_curve(ax, history: dict, window: int = 1000):
-    """A paper run's logged loss (``runs.read_history``) as means over ``window`` meta-iterations, the floor
-    that a uniform prediction sets (``runs.uniform_loss``), and the annealed meta-step on a twin axis."""
-    c = history["config"]
+def training_curve(ax, curve: dict):
+    """A paper run's training curve (``runs.read_curve``): the logged loss's mean and minimum per window, the
+    floor that a uniform prediction sets (``runs.uniform_loss``), and the annealed meta-step on a twin axis."""
+    c = curve["config"]
     uniform = runs.uniform_loss(c)
-    iterations, means = runs.loss_windows(history, window)
-    ax.plot(iterations, means, color="tab:blue", label=f"logged loss, mean of {iterations[0]:,}")
+    ax.plot(curve["ends"], curve["mean"], color="tab:blue", label=f"logged loss, mean of {curve['window']:,}")
+    ax.plot(curve["ends"], curve["min"], color="tab:blue", lw=0.8, alpha=0.4, label="minimum of the window")
     ax.axhline(uniform, color="k", ls="--", lw=1, label=f"uniform prediction: {uniform:.2f}")
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("first inner minibatch loss (summed)")
-    ax.set_title(f"{c['preset']}: {history['iteration']:,} of {c['meta_iters']:,} meta-iterations")
-    ax.legend(loc="lower left")
+    ax.set_title(f"{c['preset']}: {curve['iteration']:,} of {c['meta_iters']:,} meta-iterations")
+    ax.legend(loc="upper right", fontsize=8)
     step = ax.twinx()
     ends = [0, c["meta_iters"]]  # the annealing is linear: its two ends draw it
     step.plot(ends, [Config(**c).meta_step_at(i) for i in ends], color="tab:gray", ls=":")

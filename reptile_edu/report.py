@@ -1,6 +1,6 @@
 """The reproduction report: the paper's Tables 1 and 2 beside our results files.
 
-The paper's numbers are typed once, here, as the reference (paper-spec section 9). Ours are never typed: they
+The paper's numbers are typed once, here, as the reference (docs/paper.md). Ours are never typed: they
 are read from ``results/*.json`` (written by ``python -m reptile_edu eval``), validated, and matched to a paper
 cell by (preset, algorithm, shots, mode). A cell with no results file says "not yet run".
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import presets
-from .results import read_results
+from .results import find, read_results, stored
 
-# (algorithm, evaluation mode) of each paper row; the MAML-paper rows are all transductive (paper-spec 9.2).
+# (algorithm, evaluation mode) of each paper row; the MAML-paper rows are all transductive (docs/paper.md).
 ROWS = {"MAML + Transduction": ("maml", "transductive"),
         "1st-order MAML + Transduction": ("fomaml", "transductive"),
         "Reptile": ("reptile", "non-transductive"),
@@ -46,6 +46,16 @@ def load_results(results_dir="results") -> dict[str, dict]:
         raise FileNotFoundError(f"no results folder at {folder}: run `python -m reptile_edu eval ... --results "
                                 f"{folder}/NAME.json` first")
     return {p.name: read_results(p) for p in sorted(folder.glob("*.json"))}
+
+
+def stored_results() -> dict[str, dict]:
+    """The stored results files the chapters show (``results.find``), each through ``results.stored``: a
+    missing folder, or a file that is corrupt or of another schema, is one printed note and left out."""
+    if find("") is None:
+        stored("")  # prints the note
+        return {}
+    records = {p.name: stored(p.name, read_results) for p in sorted(find("").glob("*.json"))}
+    return {name: rec for name, rec in records.items() if rec is not None}
 
 
 def _best(records: dict[str, dict], preset: str, algorithm: str, shots: int, mode: str):

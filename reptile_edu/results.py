@@ -1,6 +1,10 @@
-"""Results files (``results/NAME.json``, interfaces.md section 6): written by ``eval``, never by hand.
+"""Results files (``results/NAME.json``, docs/interfaces.md): written by ``eval``, never by hand; and where the
+stored records the chapters show are found.
 
 Every number carries its provenance: the schedule actually run, the device, torch version, commit and seed.
+The records under ``results/`` (paper-run results, ablation grids, cost tables, throughput, training curves)
+are package data too: a wheel installs them as ``reptile_edu/records/``, so a chapter opened from an installed
+package (Colab) shows the same stored results as one opened in a checkout.
 """
 from __future__ import annotations
 
@@ -32,6 +36,43 @@ def device_name(device: str | torch.device = "cpu") -> str:
     except OSError:
         pass
     return "cpu: " + (platform.processor() or platform.machine())
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+INSTALLED_DIR = PACKAGE_DIR / "records"  # pyproject.toml maps the checkout's results/ here in a wheel
+
+
+def stored_dirs() -> list[Path]:
+    """Where stored records are looked for: a checkout's ``results/`` (the newest, where ``eval`` writes),
+    then the copy installed with the package."""
+    checkout = PACKAGE_DIR.parent
+    found = [checkout / "results"] if (checkout / "pyproject.toml").is_file() else []
+    return [d for d in (*found, INSTALLED_DIR) if d.is_dir()]
+
+
+def find(name: str = "") -> Path | None:
+    """A stored record (a file or folder named relative to ``results/``, e.g. ``omniglot-5way-paper.json``,
+    ``ablations``; ``""`` is the folder itself), in a checkout first, then in the installed package; None if
+    neither has it."""
+    for base in stored_dirs():
+        if (base / name).exists():
+            return base / name
+    return None
+
+
+def stored(name: str, read=None):
+    """The chapters' one fallback for a stored record: ``read(path)`` (default: the JSON), or None after one
+    printed note when it is missing, corrupt or of another schema, so that the cell goes on with what it can
+    compute live."""
+    path = find(name)
+    if path is None:
+        print(f"note: no stored record {name or 'folder'!r} in this installation; showing only what is computed here")
+        return None
+    try:
+        return read(path) if read is not None else json.loads(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"note: the stored record {name!r} cannot be used ({exc}); showing only what is computed here")
+        return None
 
 
 COMMIT_ENV = "REPTILE_EDU_COMMIT"

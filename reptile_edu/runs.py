@@ -20,7 +20,8 @@ from .train import TrainState, build_model, load_dataset, meta_train
 from .utils import progress_bar, write_json
 
 CHECKPOINT = "checkpoint.pt"
-HISTORY = "history.json"
+CURVE = "curve.json"
+CURVE_WINDOW = 1000  # meta-iterations summarised by one point of a training curve
 EXPORT_CHECK = dict(tasks=20, shots=1, eval_seed=0)  # re-evaluated by a test: must reproduce exactly on CPU
 
 
@@ -89,7 +90,7 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
             return
         saved = live.state_dict()
         save_seconds.append(checkpoints.save_run(path, saved))
-        write_json(run_dir / HISTORY, history_record(saved))
+        write_json(run_dir / CURVE, curve_record(saved))
 
     def callback(event):
         if bar:
@@ -114,30 +115,45 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
             "processes": distributed.world()[1]}
 
 
-def history_record(saved: dict) -> dict:
-    """A run checkpoint's ``history.json``: config, losses, evaluations, wall time and iteration. Each loss is
-    written in the shortest form that reads back to the same value in the dtype it was computed in (float32:
-    at most 9 digits, not float64's 17), which loses nothing and takes about 40% fewer bytes. Earlier checkpoints
-    hold the losses as a list of floats: numpy reads that as float64, exactly too."""
+def curve_record(saved: dict, window: int = CURVE_WINDOW) -> dict:
+    """A run checkpoint's training curve, compact: the logged loss (each meta-iteration's mean over tasks of
+    the first inner minibatch's loss) summarised over consecutive windows of ``window`` meta-iterations, as its
+    mean and its minimum per window, with the config, the evaluations, wall time and iteration. ``ends`` holds
+    each window's last meta-iteration; a run stopped mid-window ends with a shorter one. The checkpoint keeps
+    every loss; this is what the report plots and what a finished run leaves behind."""
     history = saved["history"]
-    losses = [float(str(x)) for x in np.asarray(history["losses"])]  # numpy's str: shortest round-trip in its dtype
-    return {**{k: v for k, v in history.items() if k != "params"}, "losses": losses, "iteration": saved["iteration"]}
+    losses = np.asarray(history["losses"], dtype=np.float64)
+    ends = list(range(window, len(losses), window)) + ([len(losses)] if len(losses) else [])
+    chunks = np.split(losses, ends[:-1]) if ends else []
+    return {"config": history["config"], "iteration": saved["iteration"], "window": window, "ends": ends,
+            "mean": [round(float(c.mean()), 5) for c in chunks], "min": [round(float(c.min()), 5) for c in chunks],
+            "evals": history["evals"], "wall_s": history["wall_s"]}
 
 
-def read_history(run_dir) -> dict:
-    """A run's ``history.json`` (``history_record``'s form), checked for what the training curves need; for a
-    run committed mid-schedule, which ships only its checkpoint, the same record built from that checkpoint."""
-    path, checkpoint = Path(run_dir) / HISTORY, Path(run_dir) / CHECKPOINT
-    if not path.is_file():
-        if checkpoint.is_file():
-            return history_record(checkpoints.load_run(checkpoint))
-        raise FileNotFoundError(f"no {HISTORY} or {CHECKPOINT} in {run_dir}: `python -m reptile_edu train ... "
-                                f"--run-dir {run_dir}` writes both with each checkpoint")
-    history = json.loads(path.read_text())
-    missing = {"config", "losses", "iteration"} - history.keys()
+def read_curve(path) -> dict:
+    """A training curve (``curve_record``'s form) from its file, or from a run directory: its ``curve.json``,
+    else, for a run that ships only its checkpoint, the same record built from the checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CURVE).is_file() and (path / CHECKPOINT).is_file():
+            return curve_record(checkpoints.load_run(path / CHECKPOINT))
+        if not (path / CURVE).is_file():
+            raise FileNotFoundError(f"no {CURVE} or {CHECKPOINT} in {path}: `python -m reptile_edu train ... "
+                                    f"--run-dir {path}` writes both with each checkpoint")
+        path = path / CURVE
+    curve = json.loads(path.read_text())
+    missing = {"config", "iteration", "window", "ends", "mean", "min"} - curve.keys()
     if missing:
-        raise ValueError(f"{path} is not a run history (missing {', '.join(sorted(missing))})")
-    return history
+        raise ValueError(f"{path} is not a training curve (missing {', '.join(sorted(missing))})")
+    if not len(curve["ends"]) == len(curve["mean"]) == len(curve["min"]):
+        raise ValueError(f"{path} is not a training curve (ends, mean and min differ in length)")
+    return curve
+
+
+def read_curves(folder) -> dict[str, dict]:
+    """Every training curve ``NAME.json`` in ``folder`` (``results/curves/``), by name, fewest ways first."""
+    curves = {p.stem: read_curve(p) for p in Path(folder).glob("*.json")}
+    return dict(sorted(curves.items(), key=lambda kv: (kv[1]["config"]["num_classes"], kv[0])))
 
 
 def uniform_loss(config: dict) -> float:
@@ -145,14 +161,6 @@ def uniform_loss(config: dict) -> float:
     prediction: inner_batch_size * ln(num_classes). Each task permutes its labels, so by Jensen's inequality no
     initialisation has a lower expected logged loss; the curve measures confidence, not what was learned."""
     return config["inner_batch_size"] * math.log(config["num_classes"])
-
-
-def loss_windows(history: dict, window: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """The logged loss as means over ``window`` consecutive meta-iterations: (last iteration of each, mean)."""
-    losses = np.asarray(history["losses"], dtype=float)
-    window = max(1, min(window, len(losses)))
-    total = np.concatenate([[0.0], np.cumsum(losses)])
-    return np.arange(window, len(losses) + 1), (total[window:] - total[:-window]) / window
 
 
 def _load_model_source(source) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reptile_edu import checkpoints, graphs, runs, train
+from reptile_edu import checkpoints, graphs, presets, results, runs, train
 from reptile_edu.config import Config
 from reptile_edu.presets import preset
 from reptile_edu.results import read_results, write_results
@@ -74,12 +74,10 @@ def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, d
     as_list = {**as_tensor, "history": {**as_tensor["history"], "losses": list(state.history.losses)}}  # earlier format
     for s in (as_tensor, as_list):
         assert train.TrainState.from_state_dict(s).history.losses == state.history.losses
-    # history.json: every loss reads back exactly in its dtype, in fewer characters than float64's repr for float32
-    written = json.loads(json.dumps(runs.history_record(saved)))
-    assert torch.equal(torch.tensor(written["losses"], dtype=dtype), saved["history"]["losses"])
-    assert torch.equal(torch.tensor(runs.history_record(as_list)["losses"], dtype=dtype), saved["history"]["losses"])
-    shorter = len(json.dumps(written["losses"])) < len(json.dumps(state.history.losses))
-    assert shorter == (dtype == torch.float32) and written["iteration"] == 3 and written["config"] == config.to_dict()
+    # the training curve reads the same from either format
+    curve = runs.curve_record(as_tensor, window=2)
+    assert curve == runs.curve_record(as_list, window=2)
+    assert curve["iteration"] == 3 and curve["config"] == config.to_dict() and curve["ends"] == [2, 3]
 
 
 def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path):
@@ -142,7 +140,7 @@ def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen(args + ["--run-dir", str(killed)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    history = killed / "history.json"
+    history = killed / "curve.json"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if history.exists() and json.loads(history.read_text())["iteration"] >= 200:
@@ -260,26 +258,43 @@ def test_divergence_message_names_the_fix():
         train.meta_train(Config(inner_lr=1e6, meta_step_size=1.0, meta_iters=50))
 
 
-def test_history_reads_back_for_the_training_curve(tmp_path):
+def test_training_curve_summarises_the_logged_losses_by_window(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     from reptile_edu import plots
 
     config = tiny_config()
     runs.train_run(config, tmp_path / "run", checkpoint_every=4, show_progress=False, dataset=tiny_omniglot())
-    history = runs.read_history(tmp_path / "run")
-    assert len(history["losses"]) == history["iteration"] == 12 and history["config"] == config.to_dict()
-    ax = plots.training_curve(matplotlib.pyplot.figure().gca(), history, window=5)
-    smooth, floor = ax.get_lines()
-    assert len(smooth.get_xdata()) == 12 - 5 + 1 and smooth.get_ydata()[0] == pytest.approx(
-        sum(history["losses"][:5]) / 5) and floor.get_ydata()[0] == pytest.approx(5 * math.log(5))
-    (tmp_path / "run" / "history.json").unlink()  # a run committed mid-schedule ships only its checkpoint
-    assert runs.read_history(tmp_path / "run") == history
+    saved = checkpoints.load_run(tmp_path / "run" / "checkpoint.pt")
+    losses = saved["history"]["losses"].double()
+    curve = runs.curve_record(saved, window=5)  # 12 iterations: windows 1-5, 6-10 and a short one, 11-12
+    assert curve["ends"] == [5, 10, 12] and curve["iteration"] == 12 and curve["config"] == config.to_dict()
+    for (a, b), mean, low in zip(((0, 5), (5, 10), (10, 12)), curve["mean"], curve["min"]):
+        assert mean == pytest.approx(losses[a:b].mean().item(), abs=1e-5)
+        assert low == pytest.approx(losses[a:b].min().item(), abs=1e-5)
+    written = runs.read_curve(tmp_path / "run")  # train writes curve.json with every checkpoint
+    assert written["ends"] == [12] and written["window"] == runs.CURVE_WINDOW
+    ax = plots.training_curve(matplotlib.pyplot.figure().gca(), curve)
+    means, minima, floor = ax.get_lines()
+    assert list(means.get_xdata()) == [5, 10, 12] and list(minima.get_ydata()) == curve["min"]
+    assert floor.get_ydata()[0] == pytest.approx(5 * math.log(5))
+    (tmp_path / "run" / "curve.json").unlink()  # a run committed mid-schedule ships only its checkpoint
+    assert runs.read_curve(tmp_path / "run") == written
     with pytest.raises(FileNotFoundError, match="reptile_edu train"):
-        runs.read_history(tmp_path)
-    (tmp_path / "history.json").write_text("{}")
-    with pytest.raises(ValueError, match="not a run history"):
-        runs.read_history(tmp_path)
+        runs.read_curve(tmp_path)
+    (tmp_path / "curve.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a training curve"):
+        runs.read_curve(tmp_path)
+    with pytest.raises(ValueError, match="not a training curve"):
+        runs.read_curves(tmp_path)
+
+
+def test_the_stored_curves_are_of_the_paper_runs():
+    curves = runs.read_curves(results.find("curves"))
+    assert {"omniglot-5way-paper", "omniglot-20way-paper"} <= set(curves)
+    for name, curve in curves.items():
+        assert curve["config"]["meta_iters"] == presets.PAPER[curve["config"]["preset"]]["meta_iters"], name
+        assert curve["ends"][-1] == curve["iteration"] and curve["window"] == runs.CURVE_WINDOW
 
 
 def test_uniform_prediction_is_the_floor_of_the_expected_logged_loss():

@@ -1,4 +1,5 @@
-"""Download Omniglot's original zips, for users with internet (the tests and CI never download).
+"""Download Omniglot's original zips, for users with internet (the tests and CI never download; with
+``REPTILE_EDU_OFFLINE=1`` the chapters do not try).
 
 Every download goes to a temporary file beside the target and is renamed only after it passes three checks,
 so a partial file, an error page or a proxy's HTML is never mistaken for data: it starts like a zip, it has
@@ -26,11 +27,17 @@ OMNIGLOT_FILES = {
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-def fetch(url: str, target: Path, size: int | None, md5: str | None, timeout: float = 60) -> Path:
-    """Download ``url`` to ``target`` atomically, refusing anything that is not the expected zip."""
+def fetch(url: str, target: Path, size: int | None, md5: str | None, timeout: float = 60,
+          progress: bool = False) -> Path:
+    """Download ``url`` to ``target`` atomically, refusing anything that is not the expected zip. ``progress``
+    shows a byte-counting bar (a widget in notebooks). An interruption (Ctrl-C included) leaves nothing behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     digest, written, head = hashlib.md5(), 0, b""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=target.name)
     try:
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -40,8 +47,10 @@ def fetch(url: str, target: Path, size: int | None, md5: str | None, timeout: fl
                     digest.update(chunk)
                     out.write(chunk)
                     written += len(chunk)
-        except urllib.error.URLError as exc:
-            raise OSError(f"could not download {url} ({exc.reason}); check the connection, or download it by "
+                    if bar is not None:
+                        bar.update(len(chunk))
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise OSError(f"could not download {url} ({getattr(exc, 'reason', exc)}); check the connection, or download it by "
                           f"hand into {target.parent}") from None
         if not head.startswith(ZIP_MAGIC):
             kind = "an HTML page" if head[:1] == b"<" else "not a zip file"
@@ -56,15 +65,17 @@ def fetch(url: str, target: Path, size: int | None, md5: str | None, timeout: fl
         os.replace(tmp, target)
         return target
     finally:
+        if bar is not None:
+            bar.close()
         Path(tmp).unlink(missing_ok=True)
 
 
-def download_omniglot(root=None, url: str = OMNIGLOT_URL, files=None) -> Path:
+def download_omniglot(root=None, url: str = OMNIGLOT_URL, files=None, progress: bool = False) -> Path:
     """Fetch ``images_background.zip`` and ``images_evaluation.zip`` into ``root`` (default
     ``data_root()/omniglot``), skipping those already present. Returns the root."""
     root = Path(root) if root is not None else data_root() / "omniglot"
     for name, (size, md5) in (files or OMNIGLOT_FILES).items():
         target = root / f"{name}.zip"
         if not target.exists():
-            fetch(url.format(name=name), target, size, md5)
+            fetch(url.format(name=name), target, size, md5, progress=progress)
     return root
