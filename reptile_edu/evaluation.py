@@ -75,7 +75,7 @@ def sine_mse_after(model, phi: Params, tasks: SineEvalSet, steps: int = 32, lr: 
         return model.loss(adapted, tasks.x_grid, tasks.y_grid)
 
 
-# --- Few-shot image classification (paper-spec section 8) -----------------------------------------------------
+# --- Few-shot image classification (docs/paper.md §5) ---------------------------------------------------------
 
 MODES = ("transductive", "non_transductive")
 # Tasks adapted at once. On a GPU a chunk of 100 small tasks is launch-bound (each of the 50 steps is a few
@@ -144,7 +144,8 @@ def evaluate(model, phi: Params, adam_state: dict | None, dataset, num_classes: 
     """
     device = next(iter(phi.values())).device
     chunk_size = CHUNK.get(device.type, CHUNK["cpu"]) if chunk_size is None else chunk_size
-    for name, value in (("num_tasks", num_tasks), ("eval_inner_iters", eval_inner_iters),
+    for name, value in (("num_classes", num_classes), ("num_shots", num_shots), ("num_tasks", num_tasks),
+                        ("eval_inner_iters", eval_inner_iters),
                         ("eval_batch_size", eval_batch_size), ("chunk_size", chunk_size)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1 (got {value})")

@@ -197,6 +197,8 @@ def evaluate_weights(config: Config, params, inner_state, dataset, shots: int, t
 def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 0, device: str = "cpu",
                     data_root=None, split: str = "test", dataset=None) -> dict:
     """The official evaluation of a run or checkpoint: one adaptation per task, both modes; a results record."""
+    if not shots or min(shots) < 1 or tasks < 1:
+        raise ValueError(f"shots and tasks must be >= 1 (got shots {list(shots)}, tasks {tasks}): e.g. --shots 1 5")
     loaded = _load_model_source(source)
     config = Config(**loaded["config"]).replace(device=device)
     if config.dataset == "sine":

@@ -117,3 +117,5 @@ def test_bad_input_names_the_parameter():
     model = Tiny(3)
     with pytest.raises(ValueError, match="num_tasks"):
         evaluation.evaluate(model, model.init_params(), None, toy(), 3, 1, 0, 3, 2, 1e-3)
+    with pytest.raises(ValueError, match="num_shots"):
+        evaluation.evaluate(model, model.init_params(), None, toy(), 3, 0, 2, 3, 2, 1e-3)

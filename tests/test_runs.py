@@ -238,6 +238,7 @@ def _cli(*args, env=None):
     (("train", "--preset", "omniglot"), "invalid choice"),
     (("train", "--preset", "omniglot-5way", "--data-root", "/nonexistent/data"), "omniglot"),
     (("eval", "/nonexistent/run"), "no shipped checkpoint"),
+    (("eval", "omniglot-5way-paper", "--shots", "0"), "shots and tasks must be >= 1"),
 ])
 def test_cli_user_errors_are_one_line_without_traceback(args, message):
     out = _cli(*args, env={"REPTILE_EDU_CACHE": "/tmp/reptile_edu_test_cache"})
