@@ -10,7 +10,7 @@ which the recorded wall time shows). Each algorithm keeps its own outer rule, as
 Adam (1e-3, annealed), the MAML paper's outer optimiser, because their d is one inner step's size.
 * sine: ``sine_config(alg)`` (meta-batch 10, k = 5 batches of 10, inner SGD 0.02), all at FOMAML/MAML's
   1,000 iterations; error = MSE on the 50-point grid after 32 SGD steps on 10 points, 100 held-out tasks.
-* Omniglot 5-way (real data, ``../shared/data/omniglot``): SGD inner loop (so MAML can run) at 0.01 on the
+* Omniglot 5-way (real Omniglot, ``--data-root``): SGD inner loop (so MAML can run) at 0.01 on the
   summed loss of 10 examples, k = 5, train-shots 10, meta-batch 1 (as Figure 3's SGD runs), Reptile's
   meta-step 0.25 -> 0 (Figure 3's); evaluation: the official protocol with SGD fine-tuning (eval batch 5,
   ``eval_inner_iters`` steps), fixed-seed test tasks, 1-shot and 5-shot. Far shorter than the paper: the point

@@ -6,8 +6,9 @@ floats ready for the model. Throughput is measured with meta-batches of 5 tasks 
 5 inner iterations (the omniglot-5way preset). Mini-ImageNet: 5-way, train-shots 15, inner-batch 10, 8 iterations.
 
 Mini-ImageNet runs in a child process so its peak RSS (``ru_maxrss``) is not inflated by Omniglot; the decode is
-of the train split into a fresh cache. Usage: ``python benchmarks/data.py [--data ../shared/data]``; the last line
-is one flat JSON object (interfaces.md section 7). Keys are null where the data is absent.
+of the train split into a fresh cache. Usage: ``python benchmarks/data.py [--data DATA]`` (DATA holds ``omniglot/``
+and ``miniimagenet/full/``); the last line is one flat JSON object (docs/interfaces.md §4). Keys are null where
+the data is absent.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Image meta-training and evaluation speed: a community-style loop vs the package's paths, on CPU or GPU.
 
     python benchmarks/meta_train.py                       # omniglot-5way on the CPU, about 5 minutes on 2 cores
-    python benchmarks/meta_train.py --device cuda --preset omniglot-20way --data-root ../shared/data
+    python benchmarks/meta_train.py --device cuda --preset omniglot-20way --data-root DATA
     REPTILE_EDU_SMOKE=1 python benchmarks/meta_train.py   # seconds, for checking the script
 
 A preset's paper settings (N-way, train-shots, meta-batch, inner batch and steps, Adam beta1 = 0, lr; eval batch
@@ -22,7 +22,7 @@ The other paths run as ``train`` would (autotuned cuDNN).
 Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): naive per task (deep copy, new
 optimiser, N+1 forwards) vs ``evaluation.evaluate`` (``evaluation.CHUNK`` tasks at once). Methods are timed in
 alternating rounds so a shared machine's load drifts over all of them alike; on the CPU one thread each.
-Last line: one flat JSON object (keys of interfaces.md section 7, plus ``preset``, ``graphed_it_s`` and
+Last line: one flat JSON object (keys of docs/interfaces.md §4, plus ``preset``, ``graphed_it_s`` and
 ``graphed_speedup`` on CUDA).
 """
 import argparse

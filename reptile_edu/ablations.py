@@ -1,4 +1,4 @@
-"""The paper's section-6 ablations as grids of ordinary runs (paper-spec section 10).
+"""The paper's section-6 ablations as grids of ordinary runs (docs/paper.md §7).
 
 * Figure 3 (``fig3``): which inner-loop gradients the meta-update combines. With a plain SGD inner loop the
   Reptile displacement is -lr * (g1 + ... + gk) and FOMAML's is -lr * gk, so the ten README runs differ only
@@ -6,7 +6,7 @@
 * Figure 4 (``fig4``): whether FOMAML's last minibatch overlaps the earlier ones. Reptile, FOMAML with a
   separate tail (``--foml-tail``), and FOMAML with a shared tail (cycling, and with replacement), as the number
   of inner iterations grows (panel a) and as the inner batch grows at fixed k (panel b). The paper does not
-  publish these settings (paper-spec section 10.2): ours are the official 5-way Omniglot preset with
+  publish these settings (docs/paper.md §7.2): ours are the official 5-way Omniglot preset with
   ``inner_iters`` and ``inner_batch_size`` varied, and a separate tail of batch/N shots per class, so the tail
   batch is exactly one inner batch. With 10 training shots a task holds 50 examples: a shared tail overlaps the
   earlier batches exactly when k * batch > 50.

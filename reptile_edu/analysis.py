@@ -1,7 +1,7 @@
 """Paper section 5, checked numerically: AvgGrad, AvgGradInner and the leading-order meta-gradients.
 
-Setting (paper-spec 3.1): plain SGD with step alpha on k minibatches L_1..L_k of one task, phi_1 = phi.
-With g_bar_i = L_i'(phi) and H_bar_i = L_i''(phi), to first order in alpha (paper-spec 3.6):
+Setting (docs/paper.md §1.6): plain SGD with step alpha on k minibatches L_1..L_k of one task, phi_1 = phi.
+With g_bar_i = L_i'(phi) and H_bar_i = L_i''(phi), to first order in alpha (docs/paper.md §1.6):
     E[g_MAML]    = AvgGrad - 2(k-1) alpha AvgGradInner
     E[g_FOMAML]  = AvgGrad -  (k-1) alpha AvgGradInner
     E[g_Reptile] = k AvgGrad - k(k-1)/2 alpha AvgGradInner,      g_Reptile = (phi_1 - phi_{k+1}) / alpha
@@ -36,7 +36,7 @@ ALGORITHMS = ("maml", "fomaml", "reptile")
 
 
 def theory(alg: str, k: int) -> tuple[float, float]:
-    """(a, b) in E[g_alg] = a AvgGrad + b alpha AvgGradInner + O(alpha^2) (paper-spec 3.6)."""
+    """(a, b) in E[g_alg] = a AvgGrad + b alpha AvgGradInner + O(alpha^2) (docs/paper.md §1.6)."""
     if k < 1:
         raise ValueError(f"k must be >= 1 (got {k})")
     coefficients = {"maml": (1.0, -2.0 * (k - 1)), "fomaml": (1.0, -(k - 1.0)), "reptile": (float(k), -k * (k - 1) / 2)}

@@ -1,9 +1,9 @@
 """The vectorised image meta-iteration as one static, sync-free step, replayed as a CUDA graph on a GPU.
 
 Why: an Omniglot meta-iteration is several hundred tiny kernels (5 tasks x 5 inner Adam steps, forward and
-backward of a 4-layer CNN on 10 images each). On an H100 each runs in microseconds but takes longer to *launch*
-from Python, so the eager loop is launch-bound: 35 meta-iterations/s eager, 320 replayed as a CUDA graph (327 with
-autotuned cuDNN), which records the kernels once and launches them all at once (``results/gpu/throughput.json``).
+backward of a 4-layer CNN on 10 images each). On a fast GPU each takes less time to run than to *launch* from
+Python, so the eager loop is launch-bound; a CUDA graph records the kernels once and launches them all at once,
+which removes that overhead (measured rates: ``results/gpu/throughput.json``).
 
 What a graph needs, and how this module gives it:
   * fixed memory: phi, the carried inner Adam state, the meta-step and the minibatch indices live in tensors

@@ -107,7 +107,7 @@ class SineMLP:
         return losses, [grads[k] for k in params]
 
 
-# --- Image classifiers (paper-spec section 4.1) -------------------------------------------------------------
+# --- Image classifiers (docs/paper.md §2.1) -----------------------------------------------------------------
 
 TF_BN_EPSILON = 1e-3  # tf.layers.batch_normalization's default (PyTorch's is 1e-5)
 
@@ -132,9 +132,9 @@ class _ConvNet:
     statistics (the official code always runs it with ``training=True``, evaluation included).
 
     Why not ``torch.func.vmap(grad(loss))``: it lowers batched-weight convolutions to the same grouped
-    convolution, plus tracing overhead. Measured on the shared 2-core CPU, one thread, Omniglot net forward +
-    backward: T=5 x B=10 images 49 ms folded vs 59 ms vmap; T=50 x B=5 320 ms vs 510 ms; so we keep the fold.
-    (An unfold + bmm convolution was slower still: 94 ms at T=5 x B=10.)
+    convolution, plus tracing overhead. Timed on a CPU (Omniglot net, forward + backward), the fold was faster
+    than vmap at both small and large meta-batches, and an unfold + bmm convolution slower than either, so we
+    keep the fold.
 
     Initialisation is TF's default (supervised-reptile issue #7): Glorot-uniform kernels, zero biases, BN gamma 1,
     beta 0. Conv biases are kept (they make the spec's parameter counts) although batch norm cancels them.
@@ -184,7 +184,7 @@ class _ConvNet:
         return torch.baddbmm(params["dense.b"], h, params["dense.w"])
 
     def loss(self, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-task summed cross-entropy over the minibatch, [T] (the official code sums, paper-spec 4.2)."""
+        """Per-task summed cross-entropy over the minibatch, [T] (the official code sums, docs/paper.md §2.1)."""
         logits = self.forward(params, x)
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
         return ce.reshape(y.shape).sum(dim=1)
@@ -194,7 +194,7 @@ class OmniglotCNN(_ConvNet):
     """28x28x1 -> 4 x [conv 64, 3x3, stride 2, 'same' -> BN -> ReLU] -> 2*2*64 = 256 -> dense N.
 
     113,221 parameters for 5-way, 117,076 for 20-way. Padding 1 gives TF 'same''s sizes (28-14-7-4-2); TF pads
-    even inputs on the bottom/right only, a one-pixel alignment difference we accept (paper-spec 4.1).
+    even inputs on the bottom/right only, a one-pixel alignment difference we accept (docs/paper.md §2.1).
     """
 
 

@@ -2,7 +2,7 @@
 
 Training is shared by the 1-shot and 5-shot rows and by both evaluation modes, exactly as the official
 commands (they differ only in ``--shots``/``--transductive``, which act at evaluation). All image presets use
-Adam with beta1 = 0, cycling minibatches, meta-step 1 -> 0, seed 0 (paper-spec section 6).
+Adam with beta1 = 0, cycling minibatches, meta-step 1 -> 0, seed 0 (docs/paper.md §4).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tiny generated datasets in every accepted layout (interfaces.md section 2), built inside tmp_path."""
+"""Tiny generated datasets in every accepted layout (docs/data.md §2.1, §3.1), built inside tmp_path."""
 from __future__ import annotations
 
 import io

@@ -1,9 +1,9 @@
-"""Presets against the official README commands (paper-spec section 6), flag by flag."""
+"""Presets against the official README commands (docs/paper.md §4), flag by flag."""
 import pytest
 
 from reptile_edu.presets import FIG3_VARIANTS, PAPER, preset
 
-# (preset, shots, official flags) from paper-spec section 6; args.py defaults fill in what a command omits.
+# (preset, shots, official flags), as in docs/paper.md §4; args.py defaults fill in what a command omits.
 OFFICIAL = {
     "o15": ("omniglot-5way", 1, "--shots 1 --classes 5 --train-shots 10 --inner-batch 10 --inner-iters 5 "
             "--learning-rate 0.001 --meta-step 1 --meta-step-final 0 --meta-batch 5 --meta-iters 100000 "

@@ -1,6 +1,6 @@
 """Mini-ImageNet (Vinyals et al. 2016; the Ravi & Larochelle 64/16/20 split) from whichever copy you have.
 
-Accepted roots (interfaces.md section 2), checked in this order:
+Accepted roots (docs/data.md §3.1), checked in this order:
 1. the pickles ``mini-imagenet-cache-{train,val,test}.pkl`` (``image_data`` [n, 84, 84, 3] uint8 and
    ``class_dict`` {wnid: [indices]}); an HTML page saved under that name (a Google Drive quota page) is
    recognised and reported. Pickles can run code: we unpickle with an allow-list of NumPy array types only;

@@ -1,6 +1,6 @@
 """Omniglot (Lake et al. 2015) exactly as supervised-reptile prepares it, from the original zips or folders.
 
-Accepted roots (interfaces.md section 2), per set (``images_background``, ``images_evaluation``): the extracted
+Accepted roots (docs/data.md §2.1), per set (``images_background``, ``images_evaluation``): the extracted
 folder ``<root>/<set>/``, the zip ``<root>/<set>.zip``, or the same under ``<root>/omniglot-py/`` (torchvision's
 root; we read it ourselves because torchvision's md5 check rejects rebuilt archives).
 
