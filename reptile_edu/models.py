@@ -137,7 +137,7 @@ class _ConvNet:
     keep the fold.
 
     Initialisation is TF's default (supervised-reptile issue #7): Glorot-uniform kernels, zero biases, BN gamma 1,
-    beta 0. Conv biases are kept (they make the spec's parameter counts) although batch norm cancels them.
+    beta 0. Conv biases are kept (they make the official networks' parameter counts) although batch norm cancels them.
     The loss is the per-task SUM of cross-entropies over the batch, as TF differentiates the per-example vector.
     """
 
