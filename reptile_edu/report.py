@@ -112,6 +112,26 @@ def transduction_gains(records: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def checkpoint_rows(records: dict[str, dict], checkpoint: str, meta_iters_run: int) -> list[dict]:
+    """The stored evaluations of one shipped checkpoint (its name) at ``meta_iters_run`` meta-iterations, each
+    beside chance and the paper's Reptile cell of the same preset, shots and mode (if the paper has one)."""
+    rows = []
+    for name, rec in records.items():
+        if Path(rec["checkpoint"]).stem != checkpoint or rec["meta_iters_run"] != meta_iters_run:
+            continue
+        for e in rec["evaluations"]:
+            paper = ""
+            for table in TABLES.values():
+                for i, (preset, shots) in enumerate(table["columns"].values()):
+                    if (preset, shots) == (rec["preset"], e["shots"]):
+                        row = "Reptile + Transduction" if e["mode"] == "transductive" else "Reptile"
+                        paper = "{:.2f} ± {:.2f}".format(*table["paper"][row][i])
+            rows.append({"shots": e["shots"], "mode": e["mode"], "ours": f"{e['accuracy']:.2f} ± {e['ci95']:.2f}",
+                         "tasks": f"{e['tasks']:,}", "chance": f"{100 / e['ways']:.0f}", "paper": paper,
+                         "file": name})
+    return rows
+
+
 def runs_table(records: dict[str, dict]) -> list[dict]:
     """Every evaluation of every results file, flat (also the runs no paper cell shows, e.g. joint training)."""
     return [{"file": name, "preset": rec["preset"], "algorithm": rec["algorithm"],

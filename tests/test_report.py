@@ -66,3 +66,45 @@ def test_transduction_gain_is_read_from_one_run_beside_the_papers():
     cell = next(r for r in rows if r["column"] == "1-shot 5-way")
     assert cell["paper"] == "+2.29" and cell["ours"] == "+2.75" and cell["file"] == "a.json"
     assert len(rows) == 2 + 4 and all(r["ours"] == report.NOT_RUN for r in rows if r is not cell)
+
+
+def test_stored_records_fall_back_with_one_note_and_the_cell_goes_on(tmp_path, monkeypatch, capsys):
+    from reptile_edu import results
+
+    _write(tmp_path / "good.json", RECORD)
+    (tmp_path / "corrupt.json").write_text("{not json")
+    _write(tmp_path / "other.json", {"preset": "omniglot-5way"})  # another schema
+    monkeypatch.setattr(results, "stored_dirs", lambda: [tmp_path])
+    assert list(report.stored_results()) == ["good.json"]
+    notes = capsys.readouterr().out.splitlines()
+    assert len(notes) == 2 and all(n.startswith("note: the stored record") for n in notes)
+    assert "corrupt.json" in notes[0] and "other.json" in notes[1] and "missing keys" in notes[1]
+    assert results.stored("nowhere.json") is None and "no stored record 'nowhere.json'" in capsys.readouterr().out
+    monkeypatch.setattr(results, "stored_dirs", lambda: [])
+    assert report.stored_results() == {} and "no stored record" in capsys.readouterr().out
+
+
+def test_the_checkout_is_looked_in_before_the_installed_copy(tmp_path, monkeypatch):
+    from reptile_edu import results
+
+    checkout, installed = tmp_path / "checkout", tmp_path / "installed"
+    for folder in (checkout, installed):
+        (folder / "gpu").mkdir(parents=True)
+    (installed / "gpu" / "throughput.json").write_text('{"where": "installed"}')
+    (installed / "only.json").write_text("{}")
+    monkeypatch.setattr(results, "stored_dirs", lambda: [checkout, installed])
+    assert results.find("gpu/throughput.json") == installed / "gpu" / "throughput.json"
+    (checkout / "gpu" / "throughput.json").write_text('{"where": "checkout"}')
+    assert results.stored("gpu/throughput.json") == {"where": "checkout"}
+    assert results.find("only.json") == installed / "only.json" and results.find("missing") is None
+
+
+def test_a_shipped_checkpoint_s_rows_stand_beside_chance_and_the_paper():
+    record = json.loads(json.dumps(RECORD))
+    record.update(preset="miniimagenet-5way", checkpoint="reptile_edu/checkpoints/mini.pt", meta_iters_run=19_100)
+    record["evaluations"].append({**record["evaluations"][0], "shots": 5, "mode": "non-transductive"})
+    records = {"mini-at-19100.json": record, "other.json": RECORD}
+    rows = report.checkpoint_rows(records, "mini", 19_100)
+    assert [(r["shots"], r["mode"], r["paper"], r["chance"]) for r in rows] == [
+        (1, "transductive", "49.97 ± 0.32", "20"), (5, "non-transductive", "62.74 ± 0.37", "20")]
+    assert report.checkpoint_rows(records, "mini", 100_000) == []
