@@ -114,6 +114,23 @@ def _export(args) -> dict:
     return runs.export_run(args.run_dir, args.name, args.data_root)
 
 
+def _report(args) -> dict:
+    from . import ablations, report, results, runs
+
+    records = report.load_results(results.find("") or "results")
+    throughput = results.find("gpu/throughput.json")
+    block = report.readme_block(records, json.loads(throughput.read_text()) if throughput else None)
+    out = {"results_files": len(records)}
+    if args.readme:
+        out["readme_changed"] = report.update_readme(args.readme, block)
+    if args.figures:
+        out["figures"] = report.readme_figures(args.figures, runs.read_curves(results.find("curves")),
+                                               ablations.load("fig4", "laptop", results.find("ablations")))
+    if not (args.readme or args.figures):
+        print(block, file=sys.stderr)
+    return out
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (exit 2), like every other user error."""
 
@@ -193,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="writes reptile_edu/checkpoints/NAME.pt")
     p.add_argument("--data-root")
     p.set_defaults(run=_export)
+
+    p = sub.add_parser("report", help="the README's results section (and figures) from the stored records")
+    p.add_argument("--readme", help="rewrite the generated section of this README (else print it)")
+    p.add_argument("--figures", help="write the README's figures (PNG) into this folder, e.g. docs")
+    p.set_defaults(run=_report)
 
     p = sub.add_parser("download", help="fetch Omniglot's original zips (checked; Mini-ImageNet is never downloaded)")
     p.add_argument("dataset", choices=["omniglot"])

@@ -62,9 +62,10 @@ def training_curve(ax, curve: dict):
     ax.plot(curve["ends"], curve["min"], color="tab:blue", lw=0.8, alpha=0.4, label="minimum of the window")
     ax.axhline(uniform, color="k", ls="--", lw=1, label=f"uniform prediction: {uniform:.2f}")
     ax.set_xlabel("meta-iteration")
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:.0f}k" if x else "0")
     ax.set_ylabel("first inner minibatch loss (summed)")
     ax.set_title(f"{c['preset']}: {curve['iteration']:,} of {c['meta_iters']:,} meta-iterations")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     step = ax.twinx()
     ends = [0, c["meta_iters"]]  # the annealing is linear: its two ends draw it
     step.plot(ends, [Config(**c).meta_step_at(i) for i in ends], color="tab:gray", ls=":")

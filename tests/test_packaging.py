@@ -68,3 +68,46 @@ def test_environment_yml_names_the_runtime_dependencies():
     runtime = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
     assert runtime <= listed, f"environment.yml misses {runtime - listed}"
     assert "conda-forge" in (ROOT / "environment.yml").read_text()
+
+
+def test_readme_results_section_is_generated_from_the_results_files():
+    from reptile_edu import report
+
+    block = report.readme_block(report.load_results(ROOT / "results"),
+                                json.loads((ROOT / "results" / "gpu" / "throughput.json").read_text()))
+    assert block in (ROOT / "README.md").read_text(), \
+        "README's results section is out of date: run `python -m reptile_edu report --readme README.md`"
+
+
+def test_readme_section_update_replaces_only_the_generated_block(tmp_path):
+    from reptile_edu import report
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nafter\n")
+    block = f"{report.README_START}\nnew\n{report.README_END}"
+    assert report.update_readme(readme, block) and readme.read_text() == f"intro\n{block}\nafter\n"
+    assert not report.update_readme(readme, block)
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no generated results section"):
+        report.update_readme(readme, block)
+
+
+OUR_FILES = [*sorted((ROOT / "reptile_edu").rglob("*.py")), *NOTEBOOKS, ROOT / "README.md",
+             *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_the_repository_points_at_nothing_outside_it():
+    outside = re.compile(r"\.\./shared|shared/data|paper-spec|(?<!docs/)interfaces\.md")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in OUR_FILES
+            for i, line in enumerate(p.read_text().splitlines(), 1) if outside.search(line)]
+    assert not hits, hits
+
+
+def test_every_cited_docs_section_exists():
+    headings = {p.name: set(re.findall(r"^##+ (\d+(?:\.\d+)?)\.? ", p.read_text(), re.M))
+                for p in (ROOT / "docs").glob("*.md")}
+    cited = {(doc, section) for p in OUR_FILES
+             for doc, section in re.findall(r"docs/(\w+\.md) §(\d+(?:\.\d+)?)", p.read_text())}
+    assert cited, "no docstring cites docs/"
+    missing = sorted(f"docs/{doc} §{section}" for doc, section in cited if section not in headings.get(doc, ()))
+    assert not missing, missing
