@@ -133,7 +133,7 @@ def _scorer(run: AblationRun, test, tasks: int):
 
 
 def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_root=None, datasets=None,
-        device: str = "cpu", show_progress: bool = True, checkpoint_every: int = 100) -> dict:
+        device: str = "cpu", show_progress: bool = True, checkpoint_every: int = 100, callback=None) -> dict:
     """Train one grid cell (resuming its checkpoint if one exists), score it and write its results file.
 
     ``datasets`` = (train, test) ImageDatasets, else both are loaded from ``data_root``. A cell whose results
@@ -152,7 +152,7 @@ def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_
     run_dir = ablation.run_dir(runs_dir)
     curve = _scorer(ablation, test, ablation.curve_tasks) if ablation.curve_tasks else None
     summary = runs.train_run(config, run_dir, (run_dir / runs.CHECKPOINT).exists(), checkpoint_every,
-                             show_progress=show_progress, dataset=train, eval_set=curve)
+                             show_progress=show_progress, dataset=train, eval_set=curve, callback=callback)
     saved = checkpoints.load_run(run_dir / runs.CHECKPOINT, config.to_dict())
     start = time.perf_counter()
     final = _scorer(ablation, test, ablation.final_tasks)(saved["phi"], saved["inner_state"])

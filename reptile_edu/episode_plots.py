@@ -10,13 +10,14 @@ from .data_plots import _image
 
 
 def plot_adaptation(episode, result, max_queries: int = 5):
-    """Each query image with its non-transductive class probabilities before and after adaptation."""
-    import matplotlib.pyplot as plt
+    """Each query image with its non-transductive class probabilities before and after adaptation. A
+    ``matplotlib.figure.Figure`` outside pyplot (see ``plots``): show it with ``display(fig)``."""
+    from matplotlib.figure import Figure
 
     _, _, qx, qy = episode
     n = min(max_queries, qx.shape[1])
-    fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 3.6), squeeze=False,
-                             gridspec_kw={"height_ratios": [1.2, 1]})
+    fig = Figure(figsize=(2.0 * n, 3.9), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1.2, 1]})
     classes = result["probs_after"].shape[1]
     for j in range(n):
         ax = axes[0, j]
@@ -35,10 +36,9 @@ def plot_adaptation(episode, result, max_queries: int = 5):
         ax.set_xticks(xs)
         if j == 0:
             ax.set_ylabel("p(class)")
-            ax.legend(fontsize=7)
+    fig.legend(*axes[1, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)
     fig.suptitle("one episode: class probabilities per query (non-transductive), before and after adaptation",
                  fontsize=9)
-    fig.tight_layout()
     return fig
 
 

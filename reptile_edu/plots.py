@@ -1,10 +1,15 @@
 """Matplotlib figures that take data (and an axis) and draw; no training happens here.
 
-Imported only by notebooks and the CLI, so ``import reptile_edu`` never pulls in matplotlib.
+Imported only by notebooks and the CLI, so ``import reptile_edu`` never pulls in matplotlib. Functions that
+make a whole figure build a ``matplotlib.figure.Figure`` outside pyplot's list of open figures: a notebook shows
+it with ``display(fig)``, and a widget redraw can never be picked up half-built by the inline backend.
 """
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from . import evaluation, runs
 from .config import Config
@@ -29,16 +34,34 @@ def sine_adaptation(ax, tasks: evaluation.SineEvalSet, preds: dict, title: str =
 
 
 def sine_comparison(model, initialisations: dict, task: evaluation.SineEvalSet, steps=SINE_STEPS,
-                    lr: float = 0.02, figsize=None):
-    """One panel per initialisation (e.g. random, Reptile, FOMAML, MAML): adaptation on the same task."""
-    fig, axes = plt.subplots(1, len(initialisations), figsize=figsize or (4 * len(initialisations), 3.2),
-                             sharey=True, squeeze=False)
-    for ax, (name, phi) in zip(axes[0], initialisations.items()):
+                    lr: float = 0.02, ncols: int = 3) -> Figure:
+    """One panel per initialisation (e.g. random, Reptile, FOMAML, MAML): adaptation on the same task, at most
+    ``ncols`` panels a row (so the text stays legible at a notebook's width), the legend beside the last row."""
+    rows = math.ceil(len(initialisations) / ncols)
+    cols = min(ncols, len(initialisations))
+    fig = Figure(figsize=(3.6 * cols + 1.6, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False).ravel()
+    for ax, (name, phi) in zip(axes, initialisations.items()):
         _, preds = evaluation.sine_adapt(model, phi, task, max(steps), lr, record=steps)
         sine_adaptation(ax, task, preds, name)
-    axes[0][0].set_ylabel("f(x)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    for ax in axes[len(initialisations):]:
+        ax.set_axis_off()
+    for ax in axes[::cols]:
+        ax.set_ylabel("f(x)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
+    return fig
+
+
+def divergence(losses: list[float], note: str) -> Figure:
+    """A run that diverged: its logged loss per meta-iteration up to the failure (log scale), the note above."""
+    fig = Figure(figsize=(7, 3), layout="constrained")
+    ax = fig.subplots()
+    finite = [(i, x) for i, x in enumerate(losses, 1) if math.isfinite(x) and x > 0]
+    ax.semilogy([i for i, _ in finite], [x for _, x in finite], "o-", color="tab:red", ms=3)
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel("first inner minibatch loss")
+    ax.set_title(note, fontsize=9, wrap=True)
     return fig
 
 
@@ -272,11 +295,12 @@ def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: d
                     color=line.get_color())
     ax.set_xlabel("outer iteration")
     ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, never over them
     return ax
 
 
-def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = "non_transductive"):
+def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = "non_transductive",
+                        legend: bool = True):
     """Figure 4: final test accuracy (+- 95% CI) against a config ``field`` (``inner_iters``,
     ``inner_batch_size``), one line per variant, over the records whose config matches ``where``. ``records``
     maps run names ``"VARIANT k=K[ batch=B]"`` to results records."""
@@ -294,5 +318,6 @@ def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = 
     ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
     ax.set_xlabel({"inner_iters": "inner iterations k", "inner_batch_size": "inner batch size"}.get(field, field))
     ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
-    ax.legend(fontsize=8)
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the lines, never over them
     return ax

@@ -206,7 +206,7 @@ def readme_figures(folder, curves: dict[str, dict], fig4: dict[str, dict]) -> li
     written.append(str(folder / "training-curves.png"))
     fig = Figure(figsize=(11, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    plots.accuracy_vs_setting(axes[0], fig4, "inner_iters", {"inner_batch_size": 10})
+    plots.accuracy_vs_setting(axes[0], fig4, "inner_iters", {"inner_batch_size": 10}, legend=False)
     plots.accuracy_vs_setting(axes[1], fig4, "inner_batch_size", {"inner_iters": ablations.FIG4_BATCH_K["laptop"]})
     axes[0].set_title("(a) inner batch 10, k varied")
     axes[1].set_title(f"(b) k = {ablations.FIG4_BATCH_K['laptop']}, inner batch varied")

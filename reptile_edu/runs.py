@@ -55,8 +55,9 @@ def _interrupt_at_a_boundary():
 
 
 def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: int = 500, data_root=None,
-              show_progress: bool = True, dataset=None, eval_set=None) -> dict:
+              show_progress: bool = True, dataset=None, eval_set=None, callback=None) -> dict:
     """Train ``config`` in ``run_dir``: checkpoint every ``checkpoint_every`` iterations and at the end.
+    ``callback`` also receives ``meta_train``'s events (a widget's progress bar, say).
 
     ``eval_set`` (see ``meta_train``) adds a learning curve: its points live in the run's history, so they
     survive an interruption with the rest of the run.
@@ -92,9 +93,11 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
         save_seconds.append(checkpoints.save_run(path, saved))
         write_json(run_dir / CURVE, curve_record(saved))
 
-    def callback(event):
+    def on_event(event):
         if bar:
             bar(event)
+        if callback is not None:
+            callback(event)
         if interrupted:
             save(state)
             raise RunInterrupted(f"interrupted at meta-iteration {state.iteration} of {config.meta_iters}; "
@@ -104,7 +107,7 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
 
     # a finished run too: meta_train then only adds the final evaluation if an interruption lost it
     with _interrupt_at_a_boundary() as interrupted:
-        meta_train(config, callback=callback, eval_set=eval_set, dataset=dataset, state=state)
+        meta_train(config, callback=on_event, eval_set=eval_set, dataset=dataset, state=state)
     save(state)  # after the final evaluation, which the last periodic checkpoint precedes
     wall = state.history.wall_s
     return {"run_dir": str(run_dir), "checkpoint": str(path), "preset": config.preset,

@@ -33,3 +33,27 @@ def test_ablation_runner_reruns_the_picked_cell_into_its_work_dir(tmp_path):
     written = list(tmp_path.glob("*.json"))
     assert [p.name for p in written] == ["fig3-live4-g2.json"]
     assert [p["iteration"] for p in ablations.read(written[0])["curve"]] == [0, 1, 2, 3, 4]
+
+
+def test_a_diverging_run_is_shown_as_its_loss_curve_and_a_note():
+    import matplotlib.pyplot as plt
+
+    model = SineMLP()
+    box = widgets.sine_trainer(model, model.init_params(torch.Generator().manual_seed(0)), meta_iters=50)
+    assert box.image.layout.display == "none"  # no empty box before the first training
+    box.controls["inner_lr"].value = 10 ** box.controls["inner_lr"].max  # a log slider's max is an exponent
+    box.train_button.click()
+    assert "diverged at meta-iteration" in box.status.value and "Lower the inner step" in box.status.value
+    assert bytes(box.image.value).startswith(b"\x89PNG") and box.image.layout.display is None
+    assert not box.train_button.disabled and plt.get_fignums() == []  # no pyplot figure left open
+
+
+def test_k_1_is_offered_to_reptile_and_not_to_the_methods_that_need_a_test_batch():
+    model = SineMLP()
+    box = widgets.sine_trainer(model, model.init_params(torch.Generator().manual_seed(0)), meta_iters=5)
+    k = box.controls["inner_iters"]
+    k.value = 1
+    box.train_button.click()
+    assert "reptile: 5 meta-iterations" in box.status.value
+    box.controls["algorithm"].value = "maml"
+    assert k.min == 2 and k.value == 2
