@@ -53,15 +53,15 @@ def sine_comparison(model, initialisations: dict, task: evaluation.SineEvalSet, 
     return fig
 
 
-def divergence(losses: list[float], note: str) -> Figure:
-    """A run that diverged: its logged loss per meta-iteration up to the failure (log scale), the note above."""
+def divergence(losses: list[float], title: str) -> Figure:
+    """A run that diverged: its logged loss per meta-iteration up to the failure (log scale)."""
     fig = Figure(figsize=(7, 3), layout="constrained")
     ax = fig.subplots()
     finite = [(i, x) for i, x in enumerate(losses, 1) if math.isfinite(x) and x > 0]
     ax.semilogy([i for i, _ in finite], [x for _, x in finite], "o-", color="tab:red", ms=3)
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("first inner minibatch loss")
-    ax.set_title(note, fontsize=9, wrap=True)
+    ax.set_title(title, fontsize=10)
     return fig
 
 

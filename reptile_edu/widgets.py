@@ -109,10 +109,10 @@ def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None 
         try:
             history = meta_train(config, callback=callback)
         except FloatingPointError:
-            note = (f"{config.algorithm} diverged at meta-iteration {len(losses) + 1} of {config.meta_iters}: the "
-                    f"loss left the floating-point range. Lower the inner step α ({config.inner_lr:.3g}) or the "
-                    f"outer step ε ({config.meta_step_size:.3g}).")
-            result.show(plots.divergence(losses, note), note, "error")
+            where = f"{config.algorithm} diverged at meta-iteration {len(losses) + 1} of {config.meta_iters}"
+            result.show(plots.divergence(losses, f"{where}: the loss before it blew up"),
+                        f"{where}: the loss left the floating-point range. Lower the inner step α "
+                        f"({config.inner_lr:.3g}) or the outer step ε ({config.meta_step_size:.3g}).", "error")
             return
         task = sine_eval_set(1, shots.value, seed=task_seed)
         fig = plots.sine_comparison(model, {"before meta-training": init_params, algorithm.value: history.params},
