@@ -105,7 +105,8 @@ def image_stats(page, img) -> dict:
              if (!c.width || !c.height) return {width: 0, height: 0, ink: 0};
              const d = ctx.getImageData(0, 0, c.width, c.height).data;
              let ink = 0;
-             for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250)) ink++;
+             for (let i = 0; i < d.length; i += 4)
+               if (d[i + 3] > 0 && (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250)) ink++;
              return {width: c.width, height: c.height, ink: ink / (c.width * c.height)}; }""")
 
 

@@ -60,7 +60,8 @@ def test_every_figure_the_explorer_leaves_on_screen_is_whole(lab):
             reference = json.loads(lab.kernel(REFERENCE))
             expected = browser.png_stats(base64.b64decode(reference["png"]))
             assert (shown["width"], shown["height"]) == (expected["width"], expected["height"]), (shown, expected)
-            assert abs(shown["ink"] - expected["ink"]) <= 0.03 * expected["ink"], (reference["setting"], shown, expected)
+            assert abs(shown["ink"] - expected["ink"]) <= 0.03 * expected["ink"], (reference["setting"], shown,
+                                                                                   expected)
             checked.append(reference["setting"])
     assert len({tuple(s) for s in checked}) > 3  # the sliders really moved
     assert not lab.errors_shown()

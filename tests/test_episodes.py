@@ -138,7 +138,8 @@ def test_missing_omniglot_is_downloaded_into_the_data_root(monkeypatch, tmp_path
     members = omniglot_members(per_class=2)  # 7 characters: the 1,200/423 split keeps them all for training
     files = {}
     for name in ("images_background", "images_evaluation"):
-        served = write_zip(tmp_path / "server" / f"{name}.zip", {k: v for k, v in members.items() if k.startswith(name)})
+        served = write_zip(tmp_path / "server" / f"{name}.zip",
+                           {k: v for k, v in members.items() if k.startswith(name)})
         files[name] = (served.stat().st_size, hashlib.md5(served.read_bytes()).hexdigest())
     real_download = download.download_omniglot
     monkeypatch.setattr(download, "download_omniglot", lambda root, progress: real_download(

@@ -50,8 +50,8 @@ def fetch(url: str, target: Path, size: int | None, md5: str | None, timeout: fl
                     if bar is not None:
                         bar.update(len(chunk))
         except (urllib.error.URLError, TimeoutError) as exc:
-            raise OSError(f"could not download {url} ({getattr(exc, 'reason', exc)}); check the connection, or download it by "
-                          f"hand into {target.parent}") from None
+            raise OSError(f"could not download {url} ({getattr(exc, 'reason', exc)}); check the connection, or "
+                          f"download it by hand into {target.parent}") from None
         if not head.startswith(ZIP_MAGIC):
             kind = "an HTML page" if head[:1] == b"<" else "not a zip file"
             raise ValueError(f"download of {url} gave {kind} ({written} bytes), not the dataset: the link may have "
