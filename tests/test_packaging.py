@@ -111,3 +111,10 @@ def test_every_cited_docs_section_exists():
     assert cited, "no docstring cites docs/"
     missing = sorted(f"docs/{doc} §{section}" for doc, section in cited if section not in headings.get(doc, ()))
     assert not missing, missing
+
+
+def test_every_folder_of_stored_records_is_packaged():
+    packaged = {p for p in PYPROJECT["tool"]["setuptools"]["packages"] if p.startswith("reptile_edu.records")}
+    folders = {"reptile_edu.records" + "".join(f".{part}" for part in p.relative_to(ROOT / "results").parts)
+               for p in (ROOT / "results").rglob("*") if p.is_dir() and "smoke" not in p.parts} | {"reptile_edu.records"}
+    assert folders == packaged, f"add {sorted(folders - packaged)} to [tool.setuptools] packages in pyproject.toml"
