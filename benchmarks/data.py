@@ -7,7 +7,7 @@ floats ready for the model. Throughput is measured with meta-batches of 5 tasks 
 
 Mini-ImageNet runs in a child process so its peak RSS (``ru_maxrss``) is not inflated by Omniglot; the decode is
 of the train split into a fresh cache. Usage: ``python benchmarks/data.py [--data DATA]`` (DATA holds ``omniglot/``
-and ``miniimagenet/full/``); the last line is one flat JSON object (docs/interfaces.md §4). Keys are null where
+and ``miniimagenet/full/``); the last line is one flat JSON object (docs/cli.md §4). Keys are null where
 the data is absent.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ The other paths run as ``train`` would (autotuned cuDNN).
 Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): naive per task (deep copy, new
 optimiser, N+1 forwards) vs ``evaluation.evaluate`` (``evaluation.CHUNK`` tasks at once). Methods are timed in
 alternating rounds so a shared machine's load drifts over all of them alike; on the CPU one thread each.
-Last line: one flat JSON object (keys of docs/interfaces.md §4, plus ``preset``, ``graphed_it_s`` and
+Last line: one flat JSON object (keys of docs/cli.md §4, plus ``preset``, ``graphed_it_s`` and
 ``graphed_speedup`` on CUDA).
 """
 import argparse

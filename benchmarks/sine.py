@@ -10,7 +10,7 @@
    reports the training time of the shortest that reaches the demo runs' error (within 5%).
 Error = MSE on the 50-point grid after 32 SGD steps (lr 0.02) on 10 points, mean over 100 fixed held-out
 tasks, measured by the same function for all three. One thread each: the work is tiny and overhead-bound.
-Last line: one flat JSON object (keys in docs/interfaces.md §4).
+Last line: one flat JSON object (keys in docs/cli.md §4).
 """
 import copy
 import json

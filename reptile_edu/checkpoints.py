@@ -1,4 +1,4 @@
-"""The two kinds of checkpoint (docs/interfaces.md §2).
+"""The two kinds of checkpoint (docs/cli.md §2).
 
 * Run checkpoint (``runs/NAME/checkpoint.pt``): a ``TrainState.state_dict()`` — everything needed to resume
   bit-exactly. Written atomically (temporary file + rename), so a run killed mid-save keeps the last good one.

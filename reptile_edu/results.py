@@ -1,4 +1,4 @@
-"""Results files (``results/NAME.json``, docs/interfaces.md §3): written by ``eval``, never by hand; and where the
+"""Results files (``results/NAME.json``, docs/cli.md §3): written by ``eval``, never by hand; and where the
 stored records the chapters show are found.
 
 Every number carries its provenance: the schedule actually run, the device, torch version, commit and seed.
