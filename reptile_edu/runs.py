@@ -202,6 +202,7 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
     """The official evaluation of a run or checkpoint: one adaptation per task, both modes; a results record."""
     if not shots or min(shots) < 1 or tasks < 1:
         raise ValueError(f"shots and tasks must be >= 1 (got shots {list(shots)}, tasks {tasks}): e.g. --shots 1 5")
+    commit = results.commit()  # the code that runs now (an evaluation may outlast the checkout's HEAD)
     loaded = _load_model_source(source)
     config = Config(**loaded["config"]).replace(device=device)
     if config.dataset == "sine":
@@ -222,7 +223,7 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
     return {"preset": config.preset, "algorithm": config.algorithm, "path": config.path,
             "meta_iters_run": loaded["meta_iters_run"], "meta_iters_schedule": config.meta_iters,
             "train_wall_s": round(loaded["train_wall_s"], 2), "device": results.device_name(device),
-            "torch": str(torch.__version__), "commit": results.commit(), "seed": config.seed,
+            "torch": str(torch.__version__), "commit": commit, "seed": config.seed,
             "checkpoint": loaded["checkpoint"], "split": split, "evaluations": evaluations}
 
 
