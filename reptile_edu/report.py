@@ -51,10 +51,11 @@ def load_results(results_dir="results") -> dict[str, dict]:
 def stored_results() -> dict[str, dict]:
     """The stored results files the chapters show (``results.find``), each through ``results.stored``: a
     missing folder, or a file that is corrupt or of another schema, is one printed note and left out."""
-    if find("") is None:
+    folder = find("")
+    if folder is None:
         stored("")  # prints the note
         return {}
-    records = {p.name: stored(p.name, read_results) for p in sorted(find("").glob("*.json"))}
+    records = {p.name: stored(p.name, read_results) for p in sorted(folder.glob("*.json"))}
     return {name: rec for name, rec in records.items() if rec is not None}
 
 
@@ -192,9 +193,7 @@ def update_readme(path, block: str) -> bool:
 
 def readme_figures(folder, curves: dict[str, dict], fig4: dict[str, dict]) -> list[str]:
     """The README's figures from stored records: the paper runs' training curves and Figure 4's grid."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot, so no backend is chosen for the caller
 
     from . import ablations, plots
 
