@@ -6,7 +6,7 @@
 Equal compute = equal gradient evaluations: every algorithm gets the same meta-iterations, meta-batch and k
 minibatches per task (k loss gradients per task each; MAML also pays its backward pass through the inner loop,
 which the recorded wall time shows). Each algorithm keeps its own outer rule, as in the sine chapter
-(``config.sine_config``): Reptile interpolates (phi += eps * d, eps annealed to 0); FOMAML and MAML feed -d to
+(``presets.sine_config``): Reptile interpolates (phi += eps * d, eps annealed to 0); FOMAML and MAML feed -d to
 Adam (1e-3, annealed), the MAML paper's outer optimiser, because their d is one inner step's size.
 * sine: ``sine_config(alg)`` (meta-batch 10, k = 5 batches of 10, inner SGD 0.02), all at FOMAML/MAML's
   1,000 iterations; error = MSE on the 50-point grid after 32 SGD steps on 10 points, 100 held-out tasks.
@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from reptile_edu import evaluation, meta_train
-from reptile_edu.config import Config, budget, sine_config, smoke_mode
+from reptile_edu.config import Config, budget, smoke_mode
+from reptile_edu.presets import sine_config
 from reptile_edu.costs import ALGORITHMS
 from reptile_edu.data.omniglot import load_omniglot
 from reptile_edu.train import build_model
@@ -61,8 +62,9 @@ def omniglot_run(alg: str, meta_iters: int, train, test, tasks: int, eval_iters:
     row = {"algorithm": alg, "meta_iters": meta_iters, "gradient_evaluations": meta_iters * config.inner_iters,
            "train_wall_s": round(history.wall_s, 2), "config": config.to_dict(), "eval_inner_iters": eval_iters}
     for shots in (1, 5):
-        result = evaluation.evaluate(build_model(config), history.params, None, test, 5, shots, tasks,
-                                     config.eval_batch_size, eval_iters, config.inner_lr, eval_seed=0,
+        result = evaluation.evaluate(build_model(config), history.params, None, test, num_classes=5, num_shots=shots,
+                                     num_tasks=tasks, eval_batch_size=config.eval_batch_size,
+                                     eval_inner_iters=eval_iters, inner_lr=config.inner_lr, eval_seed=0,
                                      optimizer="sgd", chunk_size=50)
         row[f"{shots}shot"] = {mode: result[mode] for mode in evaluation.MODES}
     return row

@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from meta_train import PATHS, measure  # noqa: E402
 
-from reptile_edu import graphs, presets, results  # noqa: E402
+from reptile_edu import presets, results  # noqa: E402
+from reptile_edu.fast import graphs  # noqa: E402
 
 PRESETS = ("omniglot-5way", "omniglot-20way", "miniimagenet-5way")
 EVAL_TASKS = 10_000

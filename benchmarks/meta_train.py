@@ -33,10 +33,11 @@ import time
 import torch
 from torch import nn
 
-from reptile_edu import budget, evaluation, graphs, meta, presets, results, train
+from reptile_edu import budget, evaluation, meta, presets, results, train
+from reptile_edu.fast import graphs
 from reptile_edu.models import TF_BN_EPSILON
 from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches
-from reptile_edu.utils import cudnn_mode
+from reptile_edu.train import cudnn_mode
 
 PATHS = ("naive", "faithful", "vectorised", "graphed", "graphed_autotune")  # graphed*: CUDA only
 SHAPES = {"omniglot": (4800, 20, 1, 28, 28), "miniimagenet": (64, 600, 3, 84, 84)}
@@ -140,7 +141,8 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
 
     def run_path(path):
         d, states[path], losses = meta.meta_step("reptile", model, phi, batches(), "adam", lr, states[path], path)
-        torch._foreach_add_(list(phi.values()), torch._foreach_mul(list(d.values()), 0.5))
+        for k, p in phi.items():
+            p.add_(d[k] * 0.5)
         losses[0].mean().item()  # the per-iteration loop reads the logged loss every iteration
 
     # name -> (one call, meta-iterations per call, calls per round)
@@ -161,8 +163,8 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
             naive_predict(naive_adapt(net, [(x[0], y[0]) for x, y in steps], lr), sx[0], qx[0])
 
     def ours_eval():
-        evaluation.evaluate(model, phi, states["faithful"], data, n, 1, big_eval, eval_batch,
-                            config.eval_inner_iters, lr)
+        evaluation.evaluate(model, phi, states["faithful"], data, num_classes=n, num_shots=1, num_tasks=big_eval,
+                            eval_batch_size=eval_batch, eval_inner_iters=config.eval_inner_iters, inner_lr=lr)
 
     for job, _, _ in jobs.values():  # warm-up (cuDNN / oneDNN set-up; the graph is captured here)
         job()

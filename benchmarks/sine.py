@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from reptile_edu import budget, meta_train
-from reptile_edu.config import sine_config
+from reptile_edu.presets import sine_config
 from reptile_edu.evaluation import sine_eval_set, sine_mse_after
 from reptile_edu.models import SineMLP
 

@@ -27,7 +27,7 @@ import torch
 from . import checkpoints, evaluation, presets, results, runs
 from .config import Config
 from .train import load_dataset
-from .utils import write_json
+from .results import write_json
 
 GRIDS = ("fig3", "fig4")
 FIG4_VARIANTS = {  # the separate tail's size follows the batch (``fig4_config``)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .utils import atomic_write_bytes
+from .results import atomic_write_bytes
 
 RUN_FORMAT = "reptile_edu/run-checkpoint/1"
 SHIPPED_FORMAT = "reptile_edu/shipped-checkpoint/1"

@@ -10,19 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-from .config import budget, sine_config, smoke_mode
-from .presets import FIG3_VARIANTS, PAPER, SCALES
+from .config import ALGORITHMS, PATHS, budget, smoke_mode
+from .presets import FIG3_VARIANTS, PAPER, SCALES, SINE_SCHEDULES, sine_config
 
 
 def _sine(args) -> dict:
     import torch
 
     from . import plots
-    from .evaluation import sine_eval_set
+    from .evaluation import sine_eval_set, sine_predictions, sine_probe
     from .models import SineMLP
     from .train import meta_train
 
-    eval_set = sine_eval_set(budget(100, 10))
+    tasks = sine_eval_set(budget(100, 10))
     model = SineMLP()
     inits = {"before meta-training": model.init_params(torch.Generator().manual_seed(args.seed))}
     summary = {}
@@ -30,13 +30,13 @@ def _sine(args) -> dict:
         config = sine_config(algorithm, args.schedule, seed=args.seed)
         if args.meta_iters:
             config = config.replace(meta_iters=args.meta_iters, eval_interval=args.meta_iters)
-        history = meta_train(config, eval_set=eval_set)
+        history = meta_train(config, eval_set=sine_probe(tasks, config.eval_inner_iters, config.inner_lr))
         inits[algorithm] = history.params
         summary[algorithm] = {"meta_iters": config.meta_iters, "mse_after_32": history.evals[-1]["mse"],
                               "train_s": round(history.wall_s, 2)}
         print(f"{algorithm}: {config.meta_iters} meta-iterations in {history.wall_s:.1f} s, "
               f"MSE after 32 steps {history.evals[-1]['mse']:.3f}", file=sys.stderr)
-    fig = plots.sine_comparison(model, inits, eval_set.task(0))
+    fig = plots.sine_comparison(tasks.task(0), sine_predictions(model, inits, tasks.task(0)))
     fig.savefig(args.out, dpi=110)
     return {"out": str(args.out), "schedule": args.schedule, "results": summary}
 
@@ -51,7 +51,8 @@ def _expansion(args) -> dict:
 
 
 def _train(args) -> dict:
-    from . import distributed, presets, runs
+    from . import presets, runs
+    from .fast import distributed
 
     overrides = {k: v for k, v in (("algorithm", args.algorithm), ("path", args.path), ("meta_iters", args.meta_iters),
                                    ("device", args.device), ("seed", args.seed)) if v is not None}
@@ -100,7 +101,7 @@ def _ablation(args) -> dict:
     done = {}
     for c in cells:
         record = ablations.run(c, args.runs_dir, args.results_dir, datasets=datasets, device=args.device)
-        final = record["final"]["non_transductive"]
+        final = record["final"]["non-transductive"]
         print(f"{c.name}: {final['accuracy']:.2f} +- {final['ci95']:.2f}% after {record['meta_iters_run']} "
               f"meta-iterations ({record['train_wall_s']:.0f} s)", file=sys.stderr)
         done[c.name] = {"accuracy": final["accuracy"], "ci95": final["ci95"], "train_wall_s": record["train_wall_s"],
@@ -151,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sine", help="meta-train the sine toy and write the adaptation figure")
     p.add_argument("--out", required=True, help="where to write the figure (PNG)")
     p.add_argument("--algorithms", nargs="+", default=["reptile", "fomaml", "maml"],
-                   choices=["reptile", "fomaml", "maml", "joint"])
-    p.add_argument("--schedule", default="fast", choices=["fast", "demo"],
+                   choices=ALGORITHMS)
+    p.add_argument("--schedule", default="fast", choices=SINE_SCHEDULES,
                    help="'demo': the demo script's serial 30,000 iterations; 'fast': batched equivalents")
     p.add_argument("--meta-iters", type=int, default=None, help="override the schedule's length")
     p.add_argument("--seed", type=int, default=0)
@@ -170,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", required=True, choices=["sine", *PAPER])
     p.add_argument("--scale", default="smoke" if smoke_mode() else "paper", choices=SCALES)
     p.add_argument("--variant", choices=list(FIG3_VARIANTS), help="Figure 3 run (omniglot-fig3 only)")
-    p.add_argument("--algorithm", choices=["reptile", "fomaml", "maml", "joint"])
-    p.add_argument("--path", choices=["faithful", "vectorised"])
+    p.add_argument("--algorithm", choices=ALGORITHMS)
+    p.add_argument("--path", choices=PATHS)
     p.add_argument("--meta-iters", type=int)
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int)

@@ -21,6 +21,8 @@ OUTER_OPTIMIZERS = ("interpolate", "adam")
 DATASETS = ("sine", "omniglot", "miniimagenet")
 PATHS = ("faithful", "vectorised")
 INNER_STATES = ("carry", "reset")
+# the two ways the official evaluation predicts a query (docs/paper.md §5)
+MODES = ("transductive", "non-transductive")
 
 
 def smoke_mode() -> bool:
@@ -140,33 +142,3 @@ class Config:
 def _choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
-
-
-def sine_config(algorithm: str = "reptile", schedule: str = "fast", **overrides) -> Config:
-    """The sine-toy runs of notebook 01 and ``python -m reptile_edu sine``.
-
-    ``demo``: the demo script's schedule, one task per iteration, 30,000 iterations; Reptile and joint
-    training interpolate with outer step 0.1 -> 0. ``fast``: the batched equivalent (Algorithm 2, meta-batch
-    10, outer step 1 -> 0, 3,000 iterations), which reaches the demo's post-adaptation error in seconds
-    (``benchmarks/sine.py``). FOMAML and MAML: the paper gives no sine settings; we choose an Adam outer
-    optimiser with learning rate 1e-3 (annealed to 0) on the same inner loop (inner SGD 0.02, 5 minibatches
-    of 10: 4 inner steps and the test batch); their ``fast`` schedule is 1,000 iterations of meta-batch 10
-    (each iteration costs 2-3x Reptile's, and the chapter must run live). Smoke mode: 30 iterations.
-    """
-    if schedule not in ("fast", "demo"):
-        raise ValueError(f"schedule must be 'fast' or 'demo' (got {schedule!r})")
-    fast = schedule == "fast"
-    fields = dict(preset="sine", algorithm=algorithm, meta_batch_size=10 if fast else 1,
-                  meta_iters=budget(3_000 if fast else 30_000, 30), eval_interval=budget(300 if fast else 3_000, 10))
-    if algorithm in ("fomaml", "maml"):
-        fields.update(outer_optimizer="adam", meta_step_size=1e-3)
-        if fast:
-            fields.update(meta_iters=budget(1_000, 30), eval_interval=budget(100, 10))
-    else:
-        fields.update(meta_step_size=1.0 if fast else 0.1)
-    fields.update(overrides)
-    return Config(**fields)
-
-
-# The demo-script schedule (joschu's gist): 5 plain SGD steps of 10 points at 0.02, outer 0.1 -> 0, 30,000 tasks.
-SINE = Config()

@@ -17,7 +17,8 @@ import torch
 from . import inner
 from . import tasks as tasks_lib
 from .data import sine
-from .models import Params, stack
+from .config import MODES
+from .models import Params, SineMLP, stack
 
 
 @dataclass
@@ -68,6 +69,14 @@ def sine_adapt(model, phi: Params, tasks: SineEvalSet, steps: int = 32, lr: floa
     return params, preds
 
 
+def sine_predictions(model, initialisations: dict[str, Params], task: SineEvalSet, steps=(0, 8, 16, 24, 32),
+                     lr: float = 0.02) -> dict[str, dict[int, torch.Tensor]]:
+    """For each named initialisation, its grid predictions after each number of ``steps`` of adaptation on
+    ``task`` (what ``plots.sine_comparison`` draws)."""
+    return {name: sine_adapt(model, phi, task, max(steps), lr, record=steps)[1]
+            for name, phi in initialisations.items()}
+
+
 def sine_mse_after(model, phi: Params, tasks: SineEvalSet, steps: int = 32, lr: float = 0.02) -> torch.Tensor:
     """Per-task MSE on the 50-point grid after ``steps`` SGD steps on the support points, [T]."""
     adapted, _ = sine_adapt(model, phi, tasks, steps, lr)
@@ -75,9 +84,19 @@ def sine_mse_after(model, phi: Params, tasks: SineEvalSet, steps: int = 32, lr: 
         return model.loss(adapted, tasks.x_grid, tasks.y_grid)
 
 
+def sine_probe(tasks: SineEvalSet, steps: int = 32, lr: float = 0.02):
+    """An ``eval_set`` for ``train.meta_train``: ``probe(phi, inner_state) -> {"mse": mean over tasks}`` after
+    ``steps`` SGD steps at ``lr`` (the demo script's test)."""
+    model = SineMLP()
+
+    def probe(phi, inner_state=None):
+        return {"mse": sine_mse_after(model, phi, tasks, steps, lr).mean().item()}
+
+    return probe
+
+
 # --- Few-shot image classification (docs/paper.md §5) ---------------------------------------------------------
 
-MODES = ("transductive", "non_transductive")
 # Tasks adapted at once. On a GPU a chunk of 100 small tasks is launch-bound (each of the 50 steps is a few
 # hundred tiny kernels), so more tasks share each launch. At 500 the largest chunk, Mini-ImageNet 5-shot, holds
 # about 12 GiB per first-layer activation (26 images of 84x84x32 per task), well within a GPU of 40 GiB or more.
@@ -107,13 +126,13 @@ def logits(model, params: Params, support_x, query_x) -> dict[str, torch.Tensor]
     """Query logits [T, N, classes] in both modes, from the same adapted weights.
 
     transductive: one forward of the N queries alone (batch-norm statistics from the queries).
-    non_transductive: N forwards, each of the whole support set plus one query; the prediction is the last row
+    non-transductive: N forwards, each of the whole support set plus one query; the prediction is the last row
     (statistics from the support set and that query; official ``_test_predictions``).
     """
     trans = model.forward(params, query_x)
     rows = [model.forward(params, torch.cat([support_x, query_x[:, j:j + 1]], dim=1))[:, -1]
             for j in range(query_x.shape[1])]
-    return {"transductive": trans, "non_transductive": torch.stack(rows, dim=1)}
+    return {"transductive": trans, "non-transductive": torch.stack(rows, dim=1)}
 
 
 def predict(model, params: Params, support_x, query_x) -> dict[str, torch.Tensor]:
@@ -129,7 +148,7 @@ def summarise(per_task: torch.Tensor) -> dict:
     return {"accuracy": acc.mean().item(), "ci95": ci, "tasks": n}
 
 
-def evaluate(model, phi: Params, adam_state: dict | None, dataset, num_classes: int, num_shots: int,
+def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_classes: int, num_shots: int,
              num_tasks: int, eval_batch_size: int, eval_inner_iters: int, inner_lr: float, eval_seed: int = 0,
              optimizer: str = "adam", replacement: bool = False, chunk_size: int | None = None) -> dict:
     """The official evaluation on ``num_tasks`` fixed-seed N-way K-shot tasks, ``chunk_size`` tasks at a time
@@ -137,9 +156,9 @@ def evaluate(model, phi: Params, adam_state: dict | None, dataset, num_classes: 
 
     Each task: N*K support images and one query per class; ``eval_inner_iters`` steps of the inner optimiser on
     ``eval_batch_size`` minibatches of the support set (cycling sampler), starting from phi and from the CURRENT
-    carried Adam state ``adam_state`` ([1, ...]; None = fresh), which is never modified (the official code
+    carried inner state ``inner_state`` ([1, ...]; None = fresh), which is never modified (the official code
     restores the full state after each task); then both prediction modes from the same adapted weights.
-    Returns ``{"transductive": {"accuracy", "ci95", "tasks"}, "non_transductive": {...}, "per_task": {mode:
+    Returns ``{"transductive": {"accuracy", "ci95", "tasks"}, "non-transductive": {...}, "per_task": {mode:
     tensor [T]}, "eval_wall_s"}``; accuracies and CIs in percent.
     """
     device = next(iter(phi.values())).device
@@ -159,7 +178,7 @@ def evaluate(model, phi: Params, adam_state: dict | None, dataset, num_classes: 
                                                   eval_inner_iters, replacement, generator)
         batches = [(x.to(device, dtype), y.to(device)) for x, y in batches]
         params, _, _ = inner.run(model, stack(phi, count), batches, optimizer, inner_lr,
-                                 inner.expand_state(adam_state, count) if optimizer == "adam" else None)
+                                 inner.expand_state(inner_state, count) if optimizer == "adam" else None)
         preds = predict(model, params, sx.to(device, dtype), qx.to(device, dtype))
         for mode in MODES:
             correct[mode].append((preds[mode] == qy.to(device)).double().mean(dim=1).cpu())
@@ -167,3 +186,77 @@ def evaluate(model, phi: Params, adam_state: dict | None, dataset, num_classes: 
     result = {mode: summarise(per_task[mode]) for mode in MODES}
     result.update(per_task=per_task, eval_wall_s=time.perf_counter() - start)
     return result
+
+
+# --- One episode up close ------------------------------------------------------------------------------------
+# ``evaluate`` answers "how accurate, over thousands of tasks"; these answer "what did adaptation change on THIS
+# task": the same adaptation (``inner.run`` on ``tasks.support_batches``) and the same two prediction modes
+# (``logits``), before and after, for one episode.
+
+def sample_episode(dataset, num_classes: int = 5, num_shots: int = 1, eval_seed: int = 0):
+    """One evaluation task ``(support_x, support_y, query_x, query_y)`` with T = 1, fixed by ``eval_seed``."""
+    return tasks_lib.eval_episodes(dataset, num_classes, num_shots, 1, torch.Generator().manual_seed(eval_seed))
+
+
+def adapt_episode(model, phi, inner_state, episode, *, eval_inner_iters: int = 50, eval_batch_size: int = 5,
+                  inner_lr: float = 1e-3, optimizer: str = "adam", eval_seed: int = 0) -> dict:
+    """Adapt ``phi`` to one episode exactly as the official evaluation does, and report before/after.
+
+    Returns ``{"before": {mode: preds [N]}, "after": {...}, "probs_before"/"probs_after": [N, N]
+    (non-transductive), "accuracy_before"/"accuracy_after": {mode: percent}, "query_y": [N], "losses": [k],
+    "params": the adapted weights ([1, ...])}``.
+    ``inner_state`` ([1, ...] or None) is the carried inner state the evaluation starts from; never modified.
+    """
+    if eval_inner_iters < 0:
+        raise ValueError(f"eval_inner_iters must be >= 0 (got {eval_inner_iters})")
+    sx, sy, qx, qy = episode
+    if sx.shape[0] != 1:
+        raise ValueError(f"adapt_episode takes one episode (T = 1), got T = {sx.shape[0]}")
+    device = next(iter(phi.values())).device
+    sx, sy, qx, qy = sx.to(device), sy.to(device), qx.to(device), qy.to(device)
+    start = stack(phi, 1)
+    out = {"query_y": qy[0].cpu(), "before": {}, "after": {}, "accuracy_before": {}, "accuracy_after": {}}
+    params, losses = start, torch.zeros(0)
+    if eval_inner_iters:
+        batches = tasks_lib.support_batches(sx, sy, min(eval_batch_size, sy.shape[1]), eval_inner_iters,
+                                            torch.Generator().manual_seed(eval_seed))
+        state = inner.expand_state(inner_state, 1) if optimizer == "adam" else None
+        params, _, losses = inner.run(model, start, batches, optimizer, inner_lr, state)
+    for when, p in (("before", start), ("after", params)):
+        scores = logits(model, p, sx, qx)  # one set of forwards gives the predictions and the probabilities
+        for mode in MODES:
+            pred = scores[mode][0].argmax(dim=-1)
+            out[when][mode] = pred.cpu()
+            out[f"accuracy_{when}"][mode] = 100.0 * (pred == qy[0]).double().mean().item()
+        out[f"probs_{when}"] = scores["non-transductive"][0].softmax(dim=-1).cpu()
+    out["losses"] = losses[:, 0].cpu() if losses.numel() else losses
+    out["params"] = params
+    return out
+
+
+def explore(model, phi, inner_state, dataset, *, num_classes: int = 5, num_shots: int = 1,
+            eval_inner_iters: int = 50, inner_lr: float = 1e-3, eval_batch_size: int = 5, num_tasks: int = 20,
+            eval_seed: int = 0) -> dict:
+    """What the test-time widget shows for one setting: accuracy over ``num_tasks`` fixed tasks (both modes,
+    ``evaluate``) and one episode adapted with ``adapt_episode``. ``eval_inner_iters = 0`` is "no adaptation"
+    (the accuracy of the meta-initialisation itself, which is chance for a random head)."""
+    settings = dict(eval_inner_iters=eval_inner_iters, eval_batch_size=eval_batch_size, inner_lr=inner_lr,
+                    eval_seed=eval_seed)
+    accuracy = None
+    if eval_inner_iters >= 1:
+        acc = evaluate(model, phi, inner_state, dataset, num_classes=num_classes, num_shots=num_shots,
+                       num_tasks=num_tasks, **settings)
+        accuracy = {m: (acc[m]["accuracy"], acc[m]["ci95"]) for m in MODES}
+    episode = sample_episode(dataset, num_classes, num_shots, eval_seed)
+    result = adapt_episode(model, phi, inner_state, episode, **settings)
+    return {"accuracy": accuracy, "episode": episode, "result": result, "tasks": num_tasks}
+
+
+def accuracy_probe(model, dataset, **settings):
+    """An ``eval_set`` for ``train.meta_train``: ``probe(phi, inner_state) -> {mode: accuracy %}`` on the same
+    fixed tasks every time, so a live curve compares like with like. ``settings``: ``evaluate``'s keywords."""
+    def probe(phi, inner_state):
+        out = evaluate(model, phi, inner_state, dataset, **settings)
+        return {m: out[m]["accuracy"] for m in MODES}
+
+    return probe

@@ -26,16 +26,21 @@ def gradients(model, params: Params, x, y, create_graph: bool = False):
     return losses, grads
 
 
+def _as_params(flat: torch.Tensor, like: Params) -> Params:
+    """``flat`` (the whole model, as ``flatten`` lays it out) as a parameter dict of views, each a leaf that
+    autograd can differentiate at the next step."""
+    return {k: v.requires_grad_() for k, v in unflatten(flat, {k: p.shape for k, p in like.items()}).items()}
+
+
 def sgd_step(model, params: Params, batch, lr: float, create_graph: bool = False) -> tuple[Params, torch.Tensor]:
-    """One plain gradient step per task. ``create_graph`` keeps the graph for second-order MAML."""
+    """One plain gradient step per task, theta <- theta - lr * grad. ``create_graph`` keeps the graph for
+    second-order MAML."""
     losses, grads = gradients(model, params, *batch, create_graph)
     if create_graph:
-        new = {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
-    else:
-        with torch.no_grad():
-            values = torch._foreach_add(list(params.values()), grads, alpha=-lr)
-        new = {k: v.requires_grad_() for k, v in zip(params, values)}
-    return new, losses.detach()
+        return {k: p - lr * g for (k, p), g in zip(params.items(), grads)}, losses.detach()
+    with torch.no_grad():  # the whole model as one vector: a few kernels, not a few per parameter tensor
+        flat = torch.add(flatten(params), _flat(grads), alpha=-lr)
+    return _as_params(flat, params), losses.detach()
 
 
 def adam_state(params: Params) -> dict:
@@ -49,24 +54,25 @@ def adam_step(model, params: Params, state: dict, batch, lr: float) -> tuple[Par
     """One step of TensorFlow's Adam with beta1 = 0 (the official inner optimiser), per task.
 
     TF form: lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) with beta1 = 0, and eps added to sqrt(v)
-    (PyTorch adds it to the bias-corrected root; with eps = 1e-8 the difference is negligible).
+    (``torch.optim.Adam`` adds it to the bias-corrected root, a different trajectory: docs/paper.md §2.2).
     All tasks of a call share one step count (they start from one state: ``adam_state`` or ``expand_state``),
-    so lr_t is one scalar *tensor*: the update is a few fused ``_foreach`` kernels with no device sync, which
-    is what lets a whole meta-iteration be captured as a CUDA graph (``graphs.py``).
+    so lr_t is one scalar *tensor*: the update has no device sync, which is what lets a whole meta-iteration be
+    captured as a CUDA graph (``fast/graphs.py``).
     """
     losses, grads = gradients(model, params, *batch)
     t = state["t"] + 1
-    keys = list(params)
     with torch.no_grad():
-        v = torch._foreach_mul([state["v"][k] for k in keys], ADAM_BETA2)
-        torch._foreach_addcmul_(v, grads, grads, value=1 - ADAM_BETA2)
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_add_(denom, ADAM_EPS)
-        step = torch._foreach_div(grads, denom)
-        torch._foreach_mul_(step, (-lr * torch.sqrt(1 - ADAM_BETA2 ** t[0])).to(grads[0].dtype))
-        values = torch._foreach_add(list(params.values()), step)
-    new = {k: x.requires_grad_() for k, x in zip(keys, values)}
-    return new, {"v": dict(zip(keys, v)), "t": t}, losses.detach()
+        g = _flat(grads)
+        v = flatten(state["v"]) * ADAM_BETA2
+        v.addcmul_(g, g, value=1 - ADAM_BETA2)  # v <- beta2 v + (1 - beta2) g^2
+        lr_t = (-lr * torch.sqrt(1 - ADAM_BETA2 ** t[0])).to(g.dtype)
+        flat = flatten(params) + g / (v.sqrt() + ADAM_EPS) * lr_t  # theta <- theta - lr_t g / (sqrt(v) + eps)
+    return _as_params(flat, params), {"v": unflatten(v, {k: p.shape for k, p in params.items()}), "t": t}, \
+        losses.detach()
+
+
+def _flat(grads) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in grads])
 
 
 def expand_state(state: dict | None, n: int) -> dict | None:

@@ -1,4 +1,5 @@
-"""Matplotlib figures that take data (and an axis) and draw; no training happens here.
+"""Every figure of the course: each takes data (and an axis, or makes a figure) and draws; nothing here trains
+or evaluates.
 
 Imported only by notebooks and the CLI, so ``import reptile_edu`` never pulls in matplotlib. Functions that
 make a whole figure build a ``matplotlib.figure.Figure`` outside pyplot's list of open figures: a notebook shows
@@ -11,11 +12,12 @@ import math
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+import numpy as np
+import torch
+
 from . import evaluation, runs
 from .config import Config
-
-SINE_STEPS = (0, 8, 16, 24, 32)
-
+from .tasks import ImageDataset
 
 def sine_adaptation(ax, tasks: evaluation.SineEvalSet, preds: dict, title: str = ""):
     """The demo script's picture for one task: the true curve (green), the support points (black x) and the
@@ -33,18 +35,17 @@ def sine_adaptation(ax, tasks: evaluation.SineEvalSet, preds: dict, title: str =
     return ax
 
 
-def sine_comparison(model, initialisations: dict, task: evaluation.SineEvalSet, steps=SINE_STEPS,
-                    lr: float = 0.02, ncols: int = 3) -> Figure:
-    """One panel per initialisation (e.g. random, Reptile, FOMAML, MAML): adaptation on the same task, at most
-    ``ncols`` panels a row (so the text stays legible at a notebook's width), the legend beside the last row."""
-    rows = math.ceil(len(initialisations) / ncols)
-    cols = min(ncols, len(initialisations))
+def sine_comparison(task: evaluation.SineEvalSet, predictions: dict, ncols: int = 3) -> Figure:
+    """One panel per initialisation (``evaluation.sine_predictions``: e.g. random, Reptile, FOMAML, MAML) adapted
+    on the same task, at most ``ncols`` panels a row (so the text stays legible at a notebook's width), the
+    legend beside the last row."""
+    rows = math.ceil(len(predictions) / ncols)
+    cols = min(ncols, len(predictions))
     fig = Figure(figsize=(3.6 * cols + 1.6, 3.0 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, sharey=True, squeeze=False).ravel()
-    for ax, (name, phi) in zip(axes, initialisations.items()):
-        _, preds = evaluation.sine_adapt(model, phi, task, max(steps), lr, record=steps)
+    for ax, (name, preds) in zip(axes, predictions.items()):
         sine_adaptation(ax, task, preds, name)
-    for ax in axes[len(initialisations):]:
+    for ax in axes[len(predictions):]:
         ax.set_axis_off()
     for ax in axes[::cols]:
         ax.set_ylabel("f(x)")
@@ -280,7 +281,7 @@ def accuracy_at_equal_compute(axes, accuracy: dict):
     return axes
 
 
-def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: dict | None = None):
+def ablation_curves(ax, records: dict, mode: str = "non-transductive", styles: dict | None = None):
     """Figure 3: test accuracy (with its 95% CI band) against meta-iteration, one line per run; the final score
     (on more tasks) as a dot with its 95% CI at the last iteration."""
     for name, record in records.items():
@@ -294,12 +295,12 @@ def ablation_curves(ax, records: dict, mode: str = "non_transductive", styles: d
         ax.errorbar([record["meta_iters_run"]], [final["accuracy"]], yerr=[final["ci95"]], fmt="o", ms=4, capsize=3,
                     color=line.get_color())
     ax.set_xlabel("outer iteration")
-    ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
+    ax.set_ylabel(f"test accuracy, {mode} (%)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, never over them
     return ax
 
 
-def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = "non_transductive",
+def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = "non-transductive",
                         legend: bool = True):
     """Figure 4: final test accuracy (+- 95% CI) against a config ``field`` (``inner_iters``,
     ``inner_batch_size``), one line per variant, over the records whose config matches ``where``. ``records``
@@ -317,7 +318,100 @@ def accuracy_vs_setting(ax, records: dict, field: str, where: dict, mode: str = 
     ax.set_xticks(sorted({x for points in lines.values() for x, _ in points}))
     ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
     ax.set_xlabel({"inner_iters": "inner iterations k", "inner_batch_size": "inner batch size"}.get(field, field))
-    ax.set_ylabel(f"test accuracy, {mode.replace('_', '-')} (%)")
+    ax.set_ylabel(f"test accuracy, {mode} (%)")
     if legend:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the lines, never over them
     return ax
+
+
+# --- images: the data, one episode before and after adaptation -------------------------------------------
+
+def _image(x: torch.Tensor):
+    """[C, H, W] float in [0, 1] or uint8 -> what imshow wants (HxW grey or HxWx3)."""
+    x = x.float() / 255 if x.dtype == torch.uint8 else x
+    x = x.detach().cpu()
+    return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).numpy()
+
+
+def _grid(rows, titles=None, suptitle=None, row_labels=None):
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols, 1.3 * n_rows), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(row):
+                ax.imshow(_image(row[j]), cmap="gray", vmin=0, vmax=1)
+                if titles is not None:
+                    ax.set_title(titles[i][j], fontsize=8)
+            else:
+                ax.axis("off")
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_episode(support_x, support_y, query_x, query_y, task: int = 0, max_shots: int = 5):
+    """One evaluation task (from ``tasks.eval_episodes``): a row per class, its support shots, then its query."""
+    rows, titles, labels = [], [], []
+    for label in query_y[task].tolist():
+        shots = support_x[task][support_y[task] == label][:max_shots]
+        query = query_x[task][query_y[task] == label]
+        rows.append(list(shots) + list(query))
+        titles.append([f"support {label}"] * len(shots) + [f"query {label}"] * len(query))
+        labels.append(f"label {label}")
+    return _grid(rows, titles, f"{len(rows)}-way episode: support (left) and query (right)", labels)
+
+
+def plot_drawers(dataset: ImageDataset, class_index: int = 0, per_row: int = 10):
+    """All images of one class: for Omniglot, the same character drawn by its 20 drawers."""
+    images = list(dataset.images[class_index])
+    rows = [images[i:i + per_row] for i in range(0, len(images), per_row)]
+    return _grid(rows, suptitle=f"{dataset.class_names[class_index]}: {len(images)} drawers")
+
+
+def plot_rotations(dataset: ImageDataset, character: int = 0, num_images: int = 3):
+    """The rotated copies of one training character, which the paper treats as separate classes."""
+    n_rot = len(dataset.rotations)
+    rows = [list(dataset.images[n_rot * character + r, :num_images]) for r in range(n_rot)]
+    labels = [f"{rot} deg (class {n_rot * character + r})" for r, rot in enumerate(dataset.rotations)]
+    return _grid(rows, suptitle="rotations are separate classes (train only)", row_labels=labels)
+
+
+def plot_adaptation(episode, result, max_queries: int = 5):
+    """Each query image with its non-transductive class probabilities before and after adaptation. A
+    ``matplotlib.figure.Figure`` outside pyplot (see ``plots``): show it with ``display(fig)``."""
+    from matplotlib.figure import Figure
+
+    _, _, qx, qy = episode
+    n = min(max_queries, qx.shape[1])
+    fig = Figure(figsize=(2.0 * n, 3.9), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1.2, 1]})
+    classes = result["probs_after"].shape[1]
+    for j in range(n):
+        ax = axes[0, j]
+        ax.imshow(_image(qx[0, j]), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        before = result["before"]["non-transductive"][j].item()
+        after = result["after"]["non-transductive"][j].item()
+        ok = "right" if after == qy[0, j].item() else "wrong"
+        ax.set_title(f"query {qy[0, j].item()}\nbefore {before} -> after {after} ({ok})", fontsize=8)
+        ax = axes[1, j]
+        xs = np.arange(classes)  # numpy, not tensors: matplotlib's unit conversion of tensors is deprecated
+        ax.bar(xs - 0.2, result["probs_before"][j].numpy(), width=0.4, label="before", color="0.7")
+        ax.bar(xs + 0.2, result["probs_after"][j].numpy(), width=0.4, label="after", color="tab:green")
+        ax.set_ylim(0, 1)
+        ax.set_xticks(xs)
+        if j == 0:
+            ax.set_ylabel("p(class)")
+    fig.legend(*axes[1, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)
+    fig.suptitle("one episode: class probabilities per query (non-transductive), before and after adaptation",
+                 fontsize=9)
+    return fig

@@ -12,16 +12,16 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 
 import torch
 
-from .utils import write_json
+from .config import MODES
 
 TOP_KEYS = ("preset", "algorithm", "path", "meta_iters_run", "meta_iters_schedule", "train_wall_s", "device",
             "torch", "commit", "seed", "checkpoint", "evaluations")
 EVAL_KEYS = ("ways", "shots", "mode", "tasks", "accuracy", "ci95", "eval_seed", "eval_wall_s")
-MODES = ("transductive", "non-transductive")
 
 
 def device_name(device: str | torch.device = "cpu") -> str:
@@ -36,6 +36,26 @@ def device_name(device: str | torch.device = "cpu") -> str:
     except OSError:
         pass
     return "cpu: " + (platform.processor() or platform.machine())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent

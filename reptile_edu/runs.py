@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, distributed, evaluation, presets, results
+from . import checkpoints, evaluation, presets, results
 from .config import Config
+from .fast import distributed
 from .train import TrainState, build_model, load_dataset, meta_train
-from .utils import progress_bar, write_json
+from .callbacks import progress_bar
+from .results import write_json
 
 CHECKPOINT = "checkpoint.pt"
 CURVE = "curve.json"
@@ -192,8 +194,10 @@ def evaluate_weights(config: Config, params, inner_state, dataset, shots: int, t
     eval steps, inner lr and optimiser): the one call that eval, export, the ablations and the shipped-checkpoint
     test share. Returns ``evaluate``'s dict plus the ``eval_batch`` used."""
     batch = presets.eval_batch_size(config.preset, shots, config.eval_batch_size)
-    out = evaluation.evaluate(build_model(config), params, inner_state, dataset, config.num_classes, shots, tasks,
-                              batch, config.eval_inner_iters, config.inner_lr, eval_seed, config.inner_optimizer)
+    out = evaluation.evaluate(build_model(config), params, inner_state, dataset, num_classes=config.num_classes,
+                              num_shots=shots, num_tasks=tasks, eval_batch_size=batch,
+                              eval_inner_iters=config.eval_inner_iters, inner_lr=config.inner_lr, eval_seed=eval_seed,
+                              optimizer=config.inner_optimizer)
     return out | {"eval_batch": batch}
 
 
@@ -216,7 +220,7 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
     for k in shots:
         out = evaluate_weights(config, params, state, dataset, k, tasks, eval_seed)
         for mode in evaluation.MODES:
-            evaluations.append({"ways": config.num_classes, "shots": k, "mode": mode.replace("_", "-"),
+            evaluations.append({"ways": config.num_classes, "shots": k, "mode": mode,
                                 "tasks": tasks, "accuracy": round(out[mode]["accuracy"], 4),
                                 "ci95": round(out[mode]["ci95"], 4), "eval_seed": eval_seed,
                                 "eval_batch": out["eval_batch"], "eval_wall_s": round(out["eval_wall_s"], 2)})

@@ -5,17 +5,33 @@ bars or widgets while this module knows nothing of them; tests call it with no U
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from . import distributed, evaluation, graphs, meta, tasks
+from . import fast, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP, flatten
-from .utils import cudnn_mode, set_seed
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch, and return a torch generator for sampling."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def cudnn_mode(deterministic: bool) -> None:
+    """cuDNN's deterministic algorithms (a GPU run repeats bit for bit) or autotuned ones (faster); see
+    ``Config.deterministic``. A CUDA graph keeps the algorithms it was captured with."""
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 @dataclass
@@ -48,9 +64,9 @@ class OuterRule:
 
     @torch.no_grad()
     def apply(self, phi: Params, d: Params, eps: float) -> None:
-        if self.optimizer is None:
-            # (phi + d * eps, two roundings, as the CUDA-graph step computes it with a tensor eps: graphs.py)
-            torch._foreach_add_(list(phi.values()), torch._foreach_mul(list(d.values()), eps))
+        if self.optimizer is None:  # phi <- phi + eps * d (the CUDA-graph step rounds it the same way)
+            for k, p in phi.items():
+                p.add_(d[k] * eps)
             return
         for k, p in phi.items():
             p.grad = -d[k]
@@ -167,9 +183,59 @@ def _clone(state):
 
 
 def _diverged(config: Config, iteration: int, loss: float) -> FloatingPointError:
-    """The error either training path raises when NaN/inf appears (phi is left as before that iteration)."""
+    """The error every step raises when NaN/inf appears (phi is left as before that iteration)."""
     return FloatingPointError(f"training diverged at meta-iteration {iteration} (inner loss {loss}): "
                               f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
+
+
+class Step:
+    """Meta-iterations as the paper writes them (Algorithm 2; Algorithm 1 is a meta-batch of one): sample tasks,
+    run the inner loop from phi, take the algorithm's displacement, apply the outer rule.
+
+    ``displacement`` is ``meta.meta_step`` or a function of the same signature (``fast.distributed.meta_step``
+    shards the tasks over processes). ``run(n)`` updates the TrainState in place and returns the logged losses
+    and None, or, where NaN/inf appeared, the losses before it and the bad loss (phi then as before it).
+    """
+    chunk = 1  # meta-iterations per run() call: the callback sees every iteration's live state
+
+    def __init__(self, state: TrainState, model, dataset=None, displacement=meta.meta_step):
+        self.state, self.model, self.dataset, self.displacement = state, model, dataset, displacement
+
+    def run(self, n: int) -> tuple[list[float], float | None]:
+        state, config, phi = self.state, self.state.config, self.state.phi
+        dtype = next(iter(phi.values())).dtype  # batches follow the parameters (float64 for exact comparisons)
+        carry = config.inner_state == "carry"
+        logged = []
+        for _ in range(n):
+            eps = config.meta_step_at(state.iteration)
+            batches = [(x.to(config.device, dtype), y.to(config.device))
+                       for x, y in sample_batches(config, state.generator, self.dataset)]
+            d, inner_state, losses = self.displacement(config.algorithm, self.model, phi, batches,
+                                                       config.inner_optimizer, config.inner_lr, state.inner_state,
+                                                       config.path, carry)
+            # one device sync for the logged loss and a check of every inner loss and the whole displacement
+            finite = torch.isfinite(losses.sum() + flatten(d).sum())
+            loss, ok = torch.stack([losses[0].mean().double(), finite.double()]).tolist()
+            if not ok:
+                return logged, loss
+            state.outer.apply(phi, d, eps)
+            state.inner_state = inner_state
+            state.history.losses.append(loss)
+            state.iteration += 1
+            logged.append(loss)
+        return logged, None
+
+
+def choose_step(state: TrainState, model, dataset=None):
+    """The engine for a run: the CUDA-graph step where it applies (``fast.graphs``; on a CPU it runs the same
+    step eagerly), the tasks sharded over processes under torchrun, else the plain ``Step``."""
+    if fast.graphs.supports(state.config):
+        return fast.graphs.StaticStep(state, model, dataset)
+    if fast.distributed.world()[1] > 1:
+        if state.config.path != "vectorised":
+            raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
+        return Step(state, model, dataset, fast.distributed.meta_step)
+    return Step(state, model, dataset)
 
 
 def meta_train(config: Config, callback=None, params: Params | None = None, eval_set=None, *,
@@ -178,79 +244,43 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
     place), to ``config.meta_iters`` (or stop after iteration ``until``, same schedule) and return the History.
 
     ``callback(event)`` receives dicts: ``{"event": "step", "iteration", "meta_iters", "meta_step", "loss",
-    "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint; on the static path of
-    ``graphs.py`` the events of a chunk of up to ``graphs.SYNC`` iterations arrive together after it, with the
-    state as the chunk left it) and ``{"event":
-    "eval", "iteration", "mse" | result keys, "params"}`` every ``config.eval_interval`` iterations and at the
-    end, when ``eval_set`` is given: a SineEvalSet for the sine toy, or any ``eval_set(phi, inner_state) ->
-    dict`` for images (e.g. a partial of ``evaluation.evaluate``). Image datasets come from ``dataset`` or,
-    if None, are loaded from ``data_root()``.
+    "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint; the CUDA-graph step
+    runs chunks of up to ``fast.graphs.SYNC`` iterations, whose events arrive together after each chunk) and
+    ``{"event": "eval", "iteration", result keys, "params"}`` every ``config.eval_interval`` iterations and at
+    the end, when ``eval_set(phi, inner_state) -> dict`` is given (``evaluation.sine_probe`` or
+    ``evaluation.accuracy_probe``). Image datasets come from ``dataset`` or, if None, are loaded from
+    ``data_root()``.
     """
     state = state if state is not None else TrainState.new(config, params)
-    config = state.config
+    config, history, phi = state.config, state.history, state.phi
     model = build_model(config)
     if config.dataset != "sine":
         dataset = (dataset if dataset is not None else load_dataset(config)).to(config.device)
-    history, phi = state.history, state.phi
-    carry = config.inner_state == "carry"
-    dtype = next(iter(phi.values())).dtype  # batches follow the parameters (float64 for exact comparisons)
-    world_size = distributed.world()[1]
-    if world_size > 1 and config.path != "vectorised":
-        raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
     start = time.perf_counter() - history.wall_s
 
     def evaluate(iteration):
         if eval_set is None or (history.evals and history.evals[-1]["iteration"] == iteration):
             return
-        if isinstance(eval_set, evaluation.SineEvalSet):
-            result = {"mse": evaluation.sine_mse_after(model, phi, eval_set, config.eval_inner_iters,
-                                                       config.inner_lr).mean().item()}
-        else:
-            result = eval_set(phi, state.inner_state)
+        result = eval_set(phi, state.inner_state)
         history.evals.append({"iteration": iteration, **result, "wall_s": time.perf_counter() - start})
         if callback:
             callback({"event": "eval", "iteration": iteration, **result, "params": phi})
 
     stop = config.meta_iters if until is None else min(until, config.meta_iters)
-    runner = graphs.StaticStep(state, model, dataset) if graphs.supports(config) else None
+    step = choose_step(state, model, dataset)
     while state.iteration < stop:
         i = state.iteration
         if i % config.eval_interval == 0:
             evaluate(i)
-        if runner is not None:  # chunks of up to graphs.SYNC iterations, cut at evaluations
-            n = min(stop - i, graphs.SYNC - i % graphs.SYNC, config.eval_interval - i % config.eval_interval)
-            losses, bad_loss = runner.run(n)
-            history.wall_s = time.perf_counter() - start
-            for j, loss in enumerate(losses if callback else []):
-                callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
-                          "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
-            if bad_loss is not None:
-                raise _diverged(config, state.iteration, bad_loss)
-            continue
-        eps = config.meta_step_at(i)
-        batches = [(x.to(config.device, dtype), y.to(config.device))
-                   for x, y in sample_batches(config, state.generator, dataset)]
-        if world_size > 1:
-            d, state.inner_state, losses = distributed.meta_step(config.algorithm, model, phi, batches,
-                                                                 config.inner_optimizer, config.inner_lr,
-                                                                 state.inner_state, carry)
-        else:
-            d, state.inner_state, losses = meta.meta_step(config.algorithm, model, phi, batches,
-                                                          config.inner_optimizer, config.inner_lr,
-                                                          state.inner_state, config.path, carry)
-        # one device sync for the logged loss and a check of every inner loss and the whole displacement:
-        # NaN/inf anywhere stops the run before phi moves
-        finite = torch.isfinite(losses.sum() + flatten(d).sum())
-        loss, ok = torch.stack([losses[0].mean().double(), finite.double()]).tolist()
-        if not ok:
-            raise _diverged(config, i, loss)
-        state.outer.apply(phi, d, eps)
-        history.losses.append(loss)
-        state.iteration = i + 1
+        # up to step.chunk iterations, cut at evaluations
+        n = min(stop - i, step.chunk - i % step.chunk, config.eval_interval - i % config.eval_interval)
+        losses, bad_loss = step.run(n)
         history.wall_s = time.perf_counter() - start
-        if callback:
-            callback({"event": "step", "iteration": i + 1, "meta_iters": config.meta_iters,
-                      "meta_step": eps, "loss": loss, "state": state})
+        for j, loss in enumerate(losses if callback else []):
+            callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
+                      "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
+        if bad_loss is not None:
+            raise _diverged(config, state.iteration, bad_loss)
     if stop == config.meta_iters:
         evaluate(config.meta_iters)
     history.wall_s = time.perf_counter() - start

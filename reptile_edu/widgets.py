@@ -18,8 +18,9 @@ import io
 import ipywidgets as w
 
 from . import plots
-from .config import budget, sine_config
-from .evaluation import sine_eval_set
+from .config import ALGORITHMS, budget
+from .presets import sine_config
+from .evaluation import sine_eval_set, sine_predictions
 from .train import meta_train
 
 DPI = 96
@@ -72,7 +73,7 @@ def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None 
     of the same held-out task before and after meta-training. A run that diverges is shown as its loss curve
     with a one-line note of what to lower."""
     style = {"description_width": "120px"}
-    algorithm = w.Dropdown(options=["reptile", "fomaml", "maml", "joint"], value="reptile",
+    algorithm = w.Dropdown(options=ALGORITHMS, value="reptile",
                            description="algorithm", style=style)
     inner_iters = w.IntSlider(value=5, min=1, max=10, description="inner steps k", style=style,
                               continuous_update=False)
@@ -115,8 +116,8 @@ def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None 
                         f"({config.inner_lr:.3g}) or the outer step ε ({config.meta_step_size:.3g}).", "error")
             return
         task = sine_eval_set(1, shots.value, seed=task_seed)
-        fig = plots.sine_comparison(model, {"before meta-training": init_params, algorithm.value: history.params},
-                                    task, lr=inner_lr.value)
+        inits = {"before meta-training": init_params, algorithm.value: history.params}
+        fig = plots.sine_comparison(task, sine_predictions(model, inits, task, lr=inner_lr.value))
         result.show(fig, f"{config.algorithm}: {config.meta_iters} meta-iterations in {history.wall_s:.1f} s")
 
     algorithm.observe(on_algorithm, names="value")
@@ -129,14 +130,14 @@ def sine_trainer(model, init_params, task_seed: int = 7, meta_iters: int | None 
     return box
 
 
-def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_tasks: int = 20, seed: int = 0,
+def episode_explorer(model, phi, inner_state, dataset, num_classes: int = 5, num_tasks: int = 20, seed: int = 0,
                      initial: dict | None = None):
     """Sliders for test-time adaptation steps, inner step size and shots; each change calls
-    ``episodes.explore`` (accuracy over ``num_tasks`` fixed tasks + one episode) and redraws the episode's
-    before/after predictions with ``episode_plots.plot_adaptation``. ``initial``: an ``explore`` result already
+    ``evaluation.explore`` (accuracy over ``num_tasks`` fixed tasks + one episode) and redraws the episode's
+    before/after predictions with ``plots.plot_adaptation``. ``initial``: an ``explore`` result already
     computed for the default settings (50 steps, 1e-3, 1 shot), shown first instead of recomputing it.
     While it computes, the sliders are disabled and the line above the figure says so."""
-    from . import episode_plots, episodes
+    from . import evaluation
 
     style = {"description_width": "130px"}
     defaults = (50, 1e-3, 1)  # steps, step size, shots: the settings an ``initial`` result was computed with
@@ -154,20 +155,21 @@ def episode_explorer(model, phi, adam_state, dataset, num_classes: int = 5, num_
         if initial is not None and setting == defaults:
             out = initial
         else:
-            out = episodes.explore(model, phi, adam_state, dataset, num_classes, shots.value, steps.value, lr.value,
-                                   num_tasks=num_tasks, seed=seed)
+            out = evaluation.explore(model, phi, inner_state, dataset, num_classes=num_classes, num_shots=shots.value,
+                                     eval_inner_iters=steps.value, inner_lr=lr.value, num_tasks=num_tasks,
+                                     eval_seed=seed)
         if out["accuracy"] is None:
             text = "0 steps: no adaptation; the episode below shows the meta-initialisation's own guesses"
         else:
-            text = (", ".join(f"{m.replace('_', '-')}: {a:.1f} ± {c:.1f}%" for m, (a, c) in out["accuracy"].items())
+            text = (", ".join(f"{m}: {a:.1f} ± {c:.1f}%" for m, (a, c) in out["accuracy"].items())
                     + f"  ({num_tasks} tasks; {steps.value} steps of {lr.value:.2g}, {shots.value}-shot)")
-        result.show(episode_plots.plot_adaptation(out["episode"], out["result"]), text)
+        result.show(plots.plot_adaptation(out["episode"], out["result"]), text)
 
     for control in (steps, lr, shots):
         control.observe(lambda _: run(work), names="value")
     run(work)
     box = w.VBox([w.HBox([steps, lr, shots]), result.status, result.image])
-    box.controls = {"inner_iters": steps, "inner_lr": lr, "shots": shots}
+    box.controls = {"eval_inner_iters": steps, "inner_lr": lr, "shots": shots}
     box.status, box.image = result.status, result.image
     return box
 
@@ -217,7 +219,7 @@ def ablation_runner(cells, datasets, stored: dict | None = None, work_dir=None, 
             plots.ablation_curves(ax, {cell.value: rec})
             ax.get_legend().remove()
             ax.set_title(title, fontsize=10)
-        final = record["final"]["non_transductive"]
+        final = record["final"]["non-transductive"]
         result.show(fig, f"{cell.value}, live: {final['accuracy']:.1f} ± {final['ci95']:.1f}% after "
                          f"{record['meta_iters_run']} iterations ({record['train_wall_s']:.0f} s)")
 

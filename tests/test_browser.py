@@ -16,16 +16,12 @@ NOTEBOOKS = [browser.ROOT / "notebooks" / name for name in
 # what the widget's own rendering would draw for the explorer's current settings, decoded here
 REFERENCE = """
 import base64, io, json
-from reptile_edu import episode_plots, episodes, widgets as _widgets
+from reptile_edu import evaluation, plots, widgets as _widgets
 _c = explorer.controls
-_out = episodes.explore(model, phi, adam_state, test, 5, _c["shots"].value, _c["inner_iters"].value,
-                        _c["inner_lr"].value, num_tasks=1, seed=0)
-_fig = episode_plots.plot_adaptation(_out["episode"], _out["result"])
-if hasattr(_widgets, "png"):
-    _png = _widgets.png(_fig)
-else:  # how the inline backend renders a figure displayed into an Output widget
-    from IPython.core.pylabtools import print_figure
-    _png = print_figure(_fig, "png")
+_out = evaluation.explore(model, phi, inner_state, test, num_classes=5, num_shots=_c["shots"].value,
+                          eval_inner_iters=_c["eval_inner_iters"].value, inner_lr=_c["inner_lr"].value, num_tasks=1,
+                          eval_seed=0)
+_png = _widgets.png(plots.plot_adaptation(_out["episode"], _out["result"]))
 print(json.dumps({"png": base64.b64encode(_png).decode(), "setting": [_c[k].value for k in _c]}))
 """
 

@@ -43,7 +43,7 @@ def expected_strings(name: str) -> list[str]:
         return [f"at {prov['meta_iters_run']:,} of {prov['meta_iters_schedule']:,} meta-iterations",
                 _record("gpu/throughput.json")["device"], *stored]
     if name.startswith("06"):
-        f = _record("ablations/fig3-laptop-g1+g2+g3+g4.json")["final"]["non_transductive"]
+        f = _record("ablations/fig3-laptop-g1+g2+g3+g4.json")["final"]["non-transductive"]
         return [f"{f['accuracy']:5.1f} ± {f['ci95']:.1f}%"]
     if name.startswith("07"):
         return [f"torch {_record('costs/cpu.json')['torch']}", _record("costs/accuracy.json")["note"][:40]]

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from reptile_edu import graphs, train
+from reptile_edu import train
+from reptile_edu.fast import graphs
 from reptile_edu.presets import preset
 from reptile_edu.tasks import ImageDataset
 

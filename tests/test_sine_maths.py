@@ -126,8 +126,8 @@ def test_joint_training_is_reptile_with_one_step():
 def test_meta_train_is_reproducible_and_reports_through_the_callback():
     events = []
     config = Config(meta_iters=12, eval_interval=4)
-    from reptile_edu.evaluation import sine_eval_set
-    a = meta_train(config, callback=events.append, eval_set=sine_eval_set(5))
+    from reptile_edu.evaluation import sine_eval_set, sine_probe
+    a = meta_train(config, callback=events.append, eval_set=sine_probe(sine_eval_set(5)))
     b = meta_train(config)
     for k in a.params:
         assert torch.equal(a.params[k], b.params[k])

@@ -169,17 +169,17 @@ def test_floats_only_for_the_batch():
     assert data.images.dtype == torch.uint8 and x.numel() == 2 * 6 * 4
 
 
-def test_data_plots_draw_an_episode_drawers_and_rotations():
+def test_plots_draw_an_episode_drawers_and_rotations():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from reptile_edu import data_plots
+    from reptile_edu import plots
 
     data = toy()
     rotated = ImageDataset(data.images[:8], data.class_names[:8], "rot", (0, 90, 180, 270))
-    figs = [data_plots.plot_episode(*eval_episodes(data, 3, 2, 1, gen())), data_plots.plot_drawers(data, 1),
-            data_plots.plot_rotations(rotated, 1)]
+    figs = [plots.plot_episode(*eval_episodes(data, 3, 2, 1, gen())), plots.plot_drawers(data, 1),
+            plots.plot_rotations(rotated, 1)]
     assert [len(f.axes) for f in figs] == [3 * 3, 2 * 10, 4 * 3]  # grids: 3 classes x (2 shots + query), 12 drawers in rows of 10
     for f in figs:
         plt.close(f)

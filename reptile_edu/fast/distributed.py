@@ -15,7 +15,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from . import inner, meta
+from .. import inner, meta
 
 
 def init_from_env(device: str) -> bool:
@@ -42,12 +42,16 @@ def _all_reduce_sum(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return list(torch.split(flat, [t.numel() for t in tensors]))
 
 
-def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, state: dict | None, carry: bool):
-    """``meta.meta_step`` on the vectorised path, this process taking its share of the meta-batch's tasks.
+def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, state: dict | None,
+              path: str = "vectorised", carry: bool = True):
+    """``meta.meta_step`` on the vectorised path (``path`` must say so), this process taking its share of the
+    meta-batch's tasks.
 
     Returns what the single-process vectorised step returns: (d, carried state, losses [k, 1] averaged over
     all tasks).
     """
+    if path != "vectorised":
+        raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
     rank, size = world()
     total = batches[0][0].shape[0]
     if total < size:

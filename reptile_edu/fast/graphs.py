@@ -25,8 +25,9 @@ import os
 
 import torch
 
-from . import distributed, meta, tasks
-from .models import flatten, unflatten
+from .. import meta, tasks
+from ..models import flatten, unflatten
+from . import distributed
 
 SYNC = 100  # meta-iterations between host reads of the logged losses and the divergence flag
 GRAPHS_ENV = "REPTILE_EDU_CUDA_GRAPHS"  # "0": run the static step eagerly on a GPU too (an escape hatch)
@@ -39,7 +40,7 @@ def enabled() -> bool:
 
 def supports(config) -> bool:
     """The runs the static step covers: image data, a first-order algorithm on the vectorised path, the official
-    interpolating outer rule, one process (everything else takes ``train.meta_train``'s per-iteration loop)."""
+    interpolating outer rule, one process (everything else takes the plain ``train.Step``)."""
     return (config.dataset != "sine" and config.path == "vectorised" and config.outer_optimizer == "interpolate"
             and config.algorithm in ("reptile", "fomaml", "joint") and distributed.world()[1] == 1)
 
@@ -50,6 +51,7 @@ class StaticStep:
     ``capture`` (default: when phi is on a CUDA device, unless ``$REPTILE_EDU_CUDA_GRAPHS`` is ``0``) records one
     iteration as a CUDA graph on first use; without it the same step runs eagerly.
     """
+    chunk = SYNC  # train.meta_train calls run() with at most this many iterations, cut at SYNC boundaries
 
     def __init__(self, state, model, dataset: tasks.ImageDataset, capture: bool | None = None):
         phi = state.phi
