@@ -24,7 +24,7 @@ import torch
 
 from reptile_edu import costs
 from reptile_edu.config import budget, smoke_mode
-from reptile_edu.utils import write_json
+from reptile_edu.results import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = ("Measured on a 2-core CPU shared with several other processes (load average well above 2): "

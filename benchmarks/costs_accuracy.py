@@ -32,7 +32,7 @@ from reptile_edu.presets import sine_config
 from reptile_edu.costs import ALGORITHMS
 from reptile_edu.data.omniglot import load_omniglot
 from reptile_edu.train import build_model
-from reptile_edu.utils import write_json
+from reptile_edu.results import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = "2-core CPU shared with several other processes: wall times are noisy; accuracies and errors are not."

@@ -94,7 +94,7 @@ def merge_states(start: dict | None, end: dict, steps: int, first: int = 0, tota
     and the weighting are then exactly the faithful path's; only the gradients differ, because task j was
     adapted from ``start`` rather than from task j-1's state.
 
-    Sharded over processes (``distributed.py``), ``end`` holds tasks ``first .. first+T-1`` of ``total``: the
+    Sharded over processes (``fast/distributed.py``), ``end`` holds tasks ``first .. first+T-1`` of ``total``: the
     result is this shard's part of the sum (the ``start`` term belongs to the shard with ``first == 0``), and
     the parts add up, by an all-reduce, to the unsharded merge.
     """

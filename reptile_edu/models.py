@@ -201,7 +201,7 @@ class OmniglotCNN(_ConvNet):
 class MiniImageNetCNN(_ConvNet):
     """84x84x3 -> 4 x [conv 32, 3x3, 'same' -> BN -> max-pool 2x2 stride 2 'same' -> ReLU] -> 6*6*32 = 1152 -> N.
 
-    34,661 parameters for 5-way. BN before the pool (official commit b242f96); ceil-mode pooling = TF 'same'.
+    34,661 parameters for 5-way. BN before the pool (as the official code's current version); ceil-mode pooling = TF 'same'.
     """
 
     in_channels = 3

@@ -129,7 +129,7 @@ def training_indices(dataset: ImageDataset, num_classes: int, train_shots: int, 
                      inner_iters: int, meta_batch_size: int, generator: torch.Generator | None = None,
                      replacement: bool = False, foml_tail: int | None = None) -> list[Batch]:
     """``training_batches`` as flat image indices: per inner step ``(flat [T, B], y [T, B])``, on the generator's
-    device. The CUDA-graph trainer (``graphs.py``) draws these on the CPU and gathers the pixels inside the graph.
+    device. The CUDA-graph trainer (``fast/graphs.py``) draws these on the CPU and gathers the pixels inside the graph.
     """
     T, N = meta_batch_size, num_classes
     tail = foml_tail or 0

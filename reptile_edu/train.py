@@ -142,11 +142,9 @@ class TrainState:
         return cls(config, phi, OuterRule(config, phi), generator, History(config=config.to_dict()))
 
     def state_dict(self) -> dict:
-        """Tensors and plain Python values only (``torch.load(weights_only=True)`` reads it back).
-
-        The logged losses go in as one tensor of the parameters' dtype, which holds them exactly (they are
-        computed in it): half the bytes of a pickled list of floats, which for a 200,000-iteration run took
-        about twice the bytes of its weights and inner Adam state together."""
+        """Tensors and plain Python values only (``torch.load(weights_only=True)`` reads it back). The logged losses
+        go in as one tensor of the parameters' dtype, which holds them exactly (they are computed in it) in far fewer
+        bytes than a pickled list of floats."""
         dtype = next(iter(self.phi.values())).dtype
         return {"config": self.config.to_dict(), "phi": {k: v.detach().clone() for k, v in self.phi.items()},
                 "outer": self.outer.state_dict(), "inner_state": _clone(self.inner_state),
@@ -170,7 +168,7 @@ class TrainState:
             inner_state = {"v": {k: v.to(config.device) for k, v in inner_state["v"].items()},
                            "t": inner_state["t"].to(config.device)}
         h = saved["history"]
-        # float64 reads both the tensor and the list of floats that earlier checkpoints hold, exactly
+        # float64 holds every logged loss exactly, whatever dtype the parameters have
         losses = torch.as_tensor(h["losses"], dtype=torch.float64).tolist()
         history = History(config=h["config"], losses=losses, evals=list(h["evals"]), wall_s=h["wall_s"])
         return cls(config, phi, outer, generator, history, inner_state, saved["iteration"])
