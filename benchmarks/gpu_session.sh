@@ -29,7 +29,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 REPTILE_EDU_DATA=$PWD/.data REPTILE_ED
 
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import sys, torch, numpy, PIL, tqdm; print('python', sys.version.split()[0], 'torch', torch.__version__)"
-if ! python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_graphs.py; then
+if ! python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_fast_graphs.py; then
     echo "CUDA-graph tests failed: training runs the static step eagerly" >&2
     export REPTILE_EDU_CUDA_GRAPHS=0
 fi

@@ -2,7 +2,8 @@
 
 ``python tests/notebook_runner.py NOTEBOOK``: every code cell in order, stopping at the first error. The last
 stdout line is ``{"cells": [text of each code cell's outputs], "error": null or the error, "wall_s": s}``.
-Used by ``test_colab.py`` to run a notebook with an installed package where no checkout is importable.
+Used by ``test_notebooks_from_wheel.py`` to run a notebook with an installed package where no checkout is
+importable.
 """
 import json
 import sys

@@ -12,9 +12,6 @@ from reptile_edu.tasks import training_batches
 from reptile_edu.train import TrainState, build_model, meta_train, sample_batches
 from reptile_edu import set_seed
 
-from test_runs import tiny_omniglot
-from test_tasks import ids, toy
-
 
 def tiny_fig3(variant):
     """The Figure 3 preset on 28x28 images, shrunk only in the task's size (2 shots, batches of 10)."""
@@ -24,7 +21,7 @@ def tiny_fig3(variant):
 
 
 @pytest.mark.parametrize("variant", list(presets.FIG3_VARIANTS))
-def test_fig3_meta_update_is_the_named_combination_of_inner_gradients(variant):
+def test_fig3_meta_update_is_the_named_combination_of_inner_gradients(variant, tiny_omniglot):
     """One meta-iteration of the real trainer moves phi by exactly -sum_i w_i g_i, the g_i taken along the
     SGD trajectory on the same minibatches (float64), w = ``combination(variant)``: sum, average or last."""
     config, data = tiny_fig3(variant), tiny_omniglot(classes=6, per_class=8)
@@ -56,8 +53,8 @@ def test_fig3_combination_weights():
         ablations.combination("g5")
 
 
-def _overlaps(config):
-    """Per task: does the last inner minibatch share an example with the earlier ones?"""
+def _overlaps(config, toy, ids):
+    """Per task of the ``toy`` set: does the last inner minibatch share an example with the earlier ones?"""
     batches = training_batches(toy(), config.num_classes, config.train_shots, config.inner_batch_size,
                                config.inner_iters, 6, set_seed(0), config.replacement, config.foml_tail)
     earlier = ids(torch.cat([x for x, _ in batches[:-1]], dim=1))
@@ -65,18 +62,18 @@ def _overlaps(config):
     return [bool(set(map(tuple, last[t].tolist())) & set(map(tuple, earlier[t].tolist()))) for t in range(6)]
 
 
-def test_fig4_tails_overlap_exactly_as_designed():
+def test_fig4_tails_overlap_exactly_as_designed(toy, ids):
     """Separate tail: never, and it is exactly one inner batch. Shared tail, cycling: exactly when the k batches
     exceed one epoch of the 50-example mini-dataset (k * batch > 50). With replacement: independent draws."""
     cells = ablations.grid("fig4", "paper")
     assert len(cells) == 4 * (len(ablations.FIG4_INNER_ITERS["paper"]) + len(ablations.FIG4_BATCHES["paper"]) - 1)
     for cell in cells:
-        c, overlaps = cell.config, _overlaps(cell.config)
+        c, overlaps = cell.config, _overlaps(cell.config, toy, ids)
         if cell.name.startswith("fomaml-separate-tail"):
             assert c.foml_tail * c.num_classes == c.inner_batch_size and not any(overlaps)
         elif cell.name.startswith("fomaml-shared-tail "):
             assert all(overlaps) if c.inner_iters * c.inner_batch_size > 50 else not any(overlaps)
-    assert any(_overlaps(cells[3].config)) and cells[3].name == "fomaml-shared-tail-replacement k=4"
+    assert any(_overlaps(cells[3].config, toy, ids)) and cells[3].name == "fomaml-shared-tail-replacement k=4"
 
 
 def test_grids_name_every_cell_once_with_file_safe_names():
@@ -96,7 +93,7 @@ def test_grids_name_every_cell_once_with_file_safe_names():
         ablations.grid("fig5")
 
 
-def test_a_cell_trains_resumes_and_writes_its_results(tmp_path):
+def test_a_cell_trains_resumes_and_writes_its_results(tmp_path, tiny_omniglot):
     data = tiny_omniglot(classes=12, per_class=20)
     cell = ablations.grid("fig3", "smoke")[3]  # g2: FOMAML, k = 2
     cell = ablations.AblationRun(cell.grid, cell.name, cell.scale,

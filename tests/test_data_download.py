@@ -6,8 +6,6 @@ import pytest
 from reptile_edu.data import download
 from reptile_edu.data.omniglot import load_omniglot
 
-from tests.fixtures import omniglot_members, write_zip
-
 
 def _serve(tmp_path, payloads):
     src = tmp_path / "server"
@@ -19,7 +17,9 @@ def _serve(tmp_path, payloads):
     return src.as_uri() + "/{name}.zip", files
 
 
-def _zips(tmp_path):
+@pytest.fixture
+def zips(tmp_path, omniglot_members, write_zip):
+    """{name: bytes} of the two archives of the generated Omniglot."""
     members = omniglot_members()
     out = {}
     for set_name in ("images_background", "images_evaluation"):
@@ -28,8 +28,8 @@ def _zips(tmp_path):
     return out
 
 
-def test_download_then_load(tmp_path):
-    url, files = _serve(tmp_path, _zips(tmp_path))
+def test_download_then_load(tmp_path, zips):
+    url, files = _serve(tmp_path, zips)
     root = download.download_omniglot(tmp_path / "data", url=url, files=files)
     assert sorted(p.name for p in root.iterdir()) == ["images_background.zip", "images_evaluation.zip"]
     with pytest.warns(UserWarning, match="holds 7 Omniglot characters, not 1,623: this is a subset"):
@@ -42,8 +42,8 @@ def test_download_then_load(tmp_path):
     (None, False, True, "incomplete"),
     (None, True, False, "md5"),
 ])
-def test_bad_downloads_are_refused_and_leave_nothing(tmp_path, payload, size_ok, md5_ok, message):
-    good = _zips(tmp_path)["images_background"]
+def test_bad_downloads_are_refused_and_leave_nothing(tmp_path, zips, payload, size_ok, md5_ok, message):
+    good = zips["images_background"]
     data = payload if payload is not None else (good if size_ok else good[: len(good) // 2])
     url, files = _serve(tmp_path, {"images_background": data})
     size, md5 = files["images_background"]

@@ -1,4 +1,4 @@
-"""Mini-ImageNet loader: generated fixtures in every layout, the team's copies where present, clear errors."""
+"""Mini-ImageNet loader: generated fixtures in every layout, the real set where the data root has it, clear errors."""
 import io
 import pickle
 
@@ -9,11 +9,8 @@ from PIL import Image
 
 from reptile_edu.data import miniimagenet
 from reptile_edu.data.miniimagenet import counts, load_miniimagenet, standard_classes
-from tests.fixtures import MINI_CLASSES, SHARED_DATA, mini_jpeg, mini_members, mini_root, write_tree, write_zip
 
 pytestmark = pytest.mark.filterwarnings("ignore:Mini-ImageNet .* has .* classes x")
-REAL = SHARED_DATA / "miniimagenet"
-needs_real = pytest.mark.skipif(not (REAL / "full" / "val.zip").is_file(), reason=f"real Mini-ImageNet not at {REAL}")
 
 
 @pytest.fixture
@@ -22,11 +19,11 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_every_layout_gives_the_same_pixels(tmp_path, cache):
+def test_every_layout_gives_the_same_pixels(tmp_path, cache, mini_classes, mini_members, mini_root):
     members = mini_members()
     roots = {layout: mini_root(tmp_path, layout) for layout in ("folders", "zips", "pkl")}
-    loaded = {layout: {s: load_miniimagenet(root, s) for s in MINI_CLASSES} for layout, root in roots.items()}
-    for split, classes in MINI_CLASSES.items():
+    loaded = {layout: {s: load_miniimagenet(root, s) for s in mini_classes} for layout, root in roots.items()}
+    for split, classes in mini_classes.items():
         first = loaded["folders"][split]
         assert first.class_names == classes and first.images.shape == (len(classes), 6, 3, 84, 84)
         expected = np.array(Image.open(io.BytesIO(members[f"{split}/{classes[0]}/{classes[0]}00000000.jpg"])))
@@ -36,7 +33,7 @@ def test_every_layout_gives_the_same_pixels(tmp_path, cache):
             assert loaded[layout][split].class_names == classes
 
 
-def test_counts_and_nonstandard_warning(tmp_path, cache):
+def test_counts_and_nonstandard_warning(tmp_path, cache, mini_root):
     root = mini_root(tmp_path, "zips")
     assert counts(root) == {"train": (3, 18), "val": (2, 12), "test": (2, 12)}
     with pytest.warns(UserWarning, match="3 classes x 6 images; the standard .* 64 x 600"):
@@ -45,14 +42,14 @@ def test_counts_and_nonstandard_warning(tmp_path, cache):
         load_miniimagenet(root, "train", standard=True)
 
 
-def test_cached_load_does_not_decode(tmp_path, cache, monkeypatch):
+def test_cached_load_does_not_decode(tmp_path, cache, monkeypatch, mini_root):
     root = mini_root(tmp_path, "zips")
     first = load_miniimagenet(root, "val")
     monkeypatch.setattr(miniimagenet, "_decode_split", lambda *a: pytest.fail("decoded again"))
     assert torch.equal(load_miniimagenet(root, "val").images, first.images)
 
 
-def test_uneven_classes_are_cut_to_the_smallest_with_a_warning(tmp_path, cache):
+def test_uneven_classes_are_cut_to_the_smallest_with_a_warning(tmp_path, cache, mini_members, write_tree):
     members = mini_members()
     del members["val/n00000004/n0000000400000005.jpg"]
     with pytest.warns(UserWarning, match="keeping the first 5"):
@@ -60,7 +57,7 @@ def test_uneven_classes_are_cut_to_the_smallest_with_a_warning(tmp_path, cache):
     assert data.images.shape[:2] == (2, 5)
 
 
-def test_missing_root_and_missing_split(tmp_path, cache):
+def test_missing_root_and_missing_split(tmp_path, cache, mini_members, write_tree):
     with pytest.raises(FileNotFoundError, match="mini-imagenet-cache.*not downloaded automatically"):
         load_miniimagenet(tmp_path / "nowhere")
     root = write_tree(tmp_path / "m", {k: v for k, v in mini_members().items() if k.startswith("train/")})
@@ -86,7 +83,7 @@ def test_pickles_cannot_run_code(tmp_path, cache):
         load_miniimagenet(root, "train")
 
 
-def test_truncated_zip_is_reported(tmp_path, cache):
+def test_truncated_zip_is_reported(tmp_path, cache, mini_root):
     root = mini_root(tmp_path, "zips")
     data = (root / "valtest.zip").read_bytes()
     (root / "valtest.zip").write_bytes(data[: len(data) // 3])
@@ -94,14 +91,14 @@ def test_truncated_zip_is_reported(tmp_path, cache):
         load_miniimagenet(root, "val")
 
 
-def test_wrong_image_size_is_reported(tmp_path, cache):
+def test_wrong_image_size_is_reported(tmp_path, cache, mini_jpeg, mini_members, write_tree):
     members = mini_members()
     members["test/n00000006/n0000000600000000.jpg"] = mini_jpeg(0, size=(100, 80))
     with pytest.raises(ValueError, match="100x80, expected 84x84"):
         load_miniimagenet(write_tree(tmp_path / "m", members), "test")
 
 
-def test_classes_must_be_disjoint_across_splits(tmp_path, cache):
+def test_classes_must_be_disjoint_across_splits(tmp_path, cache, mini_jpeg, mini_members, write_zip):
     members = mini_members()
     members["val/n00000001/extra.jpg"] = mini_jpeg(99)
     with pytest.raises(ValueError, match="n00000001 appears in both"):
@@ -114,10 +111,10 @@ def test_standard_class_lists_are_the_ravi_split():
     assert not set(classes["train"]) & set(classes["val"]) and not set(classes["val"]) & set(classes["test"])
 
 
-@needs_real
-def test_real_counts_and_fixture(tmp_path):
-    assert counts(REAL / "full") == {"train": (64, 38_400), "val": (16, 9_600), "test": (20, 12_000)}
-    fixture = load_miniimagenet(REAL, "test", cache_dir=tmp_path)  # the 20-per-class zip beside full/
+def test_real_counts_and_fixture(tmp_path, real_data):
+    real = real_data("miniimagenet")  # the data root's miniimagenet/: full/ and the 20-per-class fixture
+    assert counts(real / "full") == {"train": (64, 38_400), "val": (16, 9_600), "test": (20, 12_000)}
+    fixture = load_miniimagenet(real, "test", cache_dir=tmp_path)  # the 20-per-class zip beside full/
     assert fixture.class_names == standard_classes()["test"] and fixture.images.shape == (20, 20, 3, 84, 84)
     x = fixture.images.float() / 255
     assert 0.3 < x.mean() < 0.6 and x.min() == 0 and x.max() == 1

@@ -1,4 +1,4 @@
-"""Omniglot loader: generated fixtures in every layout, the real data where present, and clear errors."""
+"""Omniglot loader: generated fixtures in every layout, the real set where the data root has it, and clear errors."""
 import io
 import random
 import zipfile
@@ -10,12 +10,8 @@ from PIL import Image
 
 from reptile_edu.data import omniglot
 from reptile_edu.data.omniglot import load_omniglot
-from tests.fixtures import SHARED_DATA, omniglot_members, omniglot_root, write_zip
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Omniglot characters, not 1,623")
-REAL = SHARED_DATA / "omniglot"
-needs_real = pytest.mark.skipif(not (REAL / "images_background.zip").is_file(),
-                                reason=f"real Omniglot not at {REAL}")
 
 
 @pytest.fixture
@@ -30,7 +26,7 @@ def official_pixels(png: bytes, rotation: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("layout", ["zips", "folders", "torchvision"])
-def test_every_layout_gives_the_same_official_split(tmp_path, cache, layout):
+def test_every_layout_gives_the_same_official_split(tmp_path, cache, layout, omniglot_members, omniglot_root):
     root = omniglot_root(tmp_path, layout)
     train = load_omniglot(root, "train")
     test = load_omniglot(root, "test")
@@ -44,7 +40,7 @@ def test_every_layout_gives_the_same_official_split(tmp_path, cache, layout):
     assert train.images.dtype == torch.uint8 and set(train.images.unique().tolist()) == {0, 255}
 
 
-def test_pixels_match_the_official_read_image_for_every_rotation(tmp_path, cache):
+def test_pixels_match_the_official_read_image_for_every_rotation(tmp_path, cache, omniglot_members, omniglot_root):
     root = omniglot_root(tmp_path, "zips")
     members = omniglot_members()
     train = load_omniglot(root, "train")
@@ -56,7 +52,7 @@ def test_pixels_match_the_official_read_image_for_every_rotation(tmp_path, cache
         assert torch.equal(ours, official), rot
 
 
-def test_background_evaluation_split_is_named_and_separate(tmp_path, cache):
+def test_background_evaluation_split_is_named_and_separate(tmp_path, cache, omniglot_root):
     root = omniglot_root(tmp_path, "folders")
     train = load_omniglot(root, "train", benchmark="background-evaluation")
     test = load_omniglot(root, "test", benchmark="background-evaluation")
@@ -64,7 +60,7 @@ def test_background_evaluation_split_is_named_and_separate(tmp_path, cache):
     assert test.class_names == ["Gamma/character01", "Gamma/character02"]
 
 
-def test_second_load_comes_from_the_cache(tmp_path, cache, monkeypatch):
+def test_second_load_comes_from_the_cache(tmp_path, cache, monkeypatch, omniglot_root):
     root = omniglot_root(tmp_path, "zips")
     first = load_omniglot(root, "train")
     assert len(list(cache.glob("omniglot-*.pt"))) == 1
@@ -72,7 +68,7 @@ def test_second_load_comes_from_the_cache(tmp_path, cache, monkeypatch):
     assert torch.equal(load_omniglot(root, "train").images, first.images)
 
 
-def test_cache_is_keyed_by_content(tmp_path, cache):
+def test_cache_is_keyed_by_content(tmp_path, cache, omniglot_members, omniglot_root, write_zip):
     root = omniglot_root(tmp_path, "zips")
     load_omniglot(root, "train")
     members = {k: v for k, v in omniglot_members().items() if "Alpha/character03" not in k}
@@ -81,7 +77,7 @@ def test_cache_is_keyed_by_content(tmp_path, cache):
     assert len(list(cache.glob("omniglot-*.pt"))) == 2
 
 
-def test_missing_root_says_where_to_put_the_zips(tmp_path, cache):
+def test_missing_root_says_where_to_put_the_zips(tmp_path, cache, write_zip):
     with pytest.raises(FileNotFoundError, match="images_background.zip and images_evaluation.zip"):
         load_omniglot(tmp_path / "nowhere")
     (tmp_path / "half").mkdir()
@@ -90,7 +86,7 @@ def test_missing_root_says_where_to_put_the_zips(tmp_path, cache):
         load_omniglot(tmp_path / "half")
 
 
-def test_truncated_zip_is_reported(tmp_path, cache):
+def test_truncated_zip_is_reported(tmp_path, cache, omniglot_root):
     root = omniglot_root(tmp_path, "zips")
     data = (root / "images_background.zip").read_bytes()
     (root / "images_background.zip").write_bytes(data[: len(data) // 2])
@@ -98,7 +94,7 @@ def test_truncated_zip_is_reported(tmp_path, cache):
         load_omniglot(root)
 
 
-def test_wrong_image_size_is_reported(tmp_path, cache):
+def test_wrong_image_size_is_reported(tmp_path, cache, omniglot_members, write_zip):
     members = omniglot_members()
     key = next(iter(members))
     buf = io.BytesIO()
@@ -111,7 +107,7 @@ def test_wrong_image_size_is_reported(tmp_path, cache):
         load_omniglot(root)
 
 
-def test_bad_arguments(tmp_path, cache):
+def test_bad_arguments(tmp_path, cache, omniglot_root):
     root = omniglot_root(tmp_path, "zips")
     with pytest.raises(ValueError, match="split"):
         load_omniglot(root, "val")
@@ -119,7 +115,7 @@ def test_bad_arguments(tmp_path, cache):
         load_omniglot(root, benchmark="lake")
 
 
-def test_unwritable_cache_warns_and_still_loads(tmp_path, monkeypatch):
+def test_unwritable_cache_warns_and_still_loads(tmp_path, monkeypatch, omniglot_root):
     root = omniglot_root(tmp_path, "zips")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -128,11 +124,11 @@ def test_unwritable_cache_warns_and_still_loads(tmp_path, monkeypatch):
     assert data.num_classes == 28
 
 
-@needs_real
-def test_real_omniglot_counts_split_and_values(tmp_path_factory):
+def test_real_omniglot_counts_split_and_values(tmp_path_factory, real_data):
+    real = real_data("omniglot")
     cache_dir = tmp_path_factory.getbasetemp() / "omniglot-real-cache"  # shared by the real-data tests
-    train = load_omniglot(REAL, "train", cache_dir=cache_dir)
-    test = load_omniglot(REAL, "test", cache_dir=cache_dir)
+    train = load_omniglot(real, "train", cache_dir=cache_dir)
+    test = load_omniglot(real, "test", cache_dir=cache_dir)
     data = torch.load(next(cache_dir.glob("omniglot-*.pt")), weights_only=True)
     assert data["images"].shape == (1623, 20, 1, 28, 28) and data["images"].shape[:2].numel() == 32_460
     assert data["names"] == sorted(data["names"])
@@ -146,7 +142,7 @@ def test_real_omniglot_counts_split_and_values(tmp_path_factory):
     assert set(train.class_names[::4]).isdisjoint(test.class_names + train.class_names[1::4])
     x = train.images[:8].float() / 255
     assert x.min() == 0 and x.max() == 1 and 0.5 < x.mean() < 1  # mostly white background (1.0), ink 0.0
-    with zipfile.ZipFile(REAL / "images_background.zip") as z:
+    with zipfile.ZipFile(real / "images_background.zip") as z:
         png = z.read("images_background/Alphabet_of_the_Magi/character01/0709_01.png")
     c = names.index("Alphabet_of_the_Magi/character01")
     assert torch.equal(data["images"][c, 0, 0].float() / 255, torch.from_numpy(official_pixels(png, 0)))

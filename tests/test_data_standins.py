@@ -50,9 +50,9 @@ def _missing_omniglot(monkeypatch, tmp_path):
     monkeypatch.delenv("REPTILE_EDU_OFFLINE", raising=False)
 
 
-def test_missing_omniglot_is_downloaded_into_the_data_root(monkeypatch, tmp_path, capsys):
+def test_missing_omniglot_is_downloaded_into_the_data_root(monkeypatch, tmp_path, capsys, omniglot_members,
+                                                           write_zip):
     from reptile_edu.data import download
-    from tests.fixtures import omniglot_members, write_zip
 
     _missing_omniglot(monkeypatch, tmp_path)
     members = omniglot_members(per_class=2)  # 7 characters: the 1,200/423 split keeps them all for training

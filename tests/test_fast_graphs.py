@@ -5,7 +5,6 @@ import torch
 from reptile_edu import train
 from reptile_edu.fast import graphs
 from reptile_edu.presets import preset
-from reptile_edu.tasks import ImageDataset
 
 CASES = {
     "reptile-carry": {},
@@ -17,33 +16,28 @@ CASES = {
 }
 
 
-def data(classes=12, per_class=8):
-    images = (torch.rand(classes, per_class, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.7) * 255
-    return ImageDataset(images.to(torch.uint8), [f"c{i}" for i in range(classes)], "tiny/train")
-
-
 def config(device="cpu", **kw):
     fields = dict(meta_iters=11, meta_batch_size=3, num_classes=4, train_shots=3, inner_batch_size=5, inner_iters=3,
                   eval_inner_iters=3, device=device)
     return preset("omniglot-5way", "smoke", **{**fields, **kw})
 
 
-def run(cfg, static: bool, monkeypatch):
+def run(cfg, static: bool, monkeypatch, dataset):
     with monkeypatch.context() as m:
         m.setattr(graphs, "SYNC", 4)  # chunks of 4: boundaries at 4 and 8 fall inside the 11 iterations
         if not static:
             m.setattr(graphs, "supports", lambda config: False)
         events = []
-        history = train.meta_train(cfg, callback=lambda e: events.append(e["iteration"]), dataset=data())
+        history = train.meta_train(cfg, callback=lambda e: events.append(e["iteration"]), dataset=dataset)
     assert events == list(range(1, cfg.meta_iters + 1))
     return history
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_static_step_equals_the_per_iteration_loop(case, monkeypatch):
+def test_static_step_equals_the_per_iteration_loop(case, monkeypatch, tiny_omniglot):
     cfg = config(**CASES[case])
     assert graphs.supports(cfg)
-    static, loop = run(cfg, True, monkeypatch), run(cfg, False, monkeypatch)
+    static, loop = run(cfg, True, monkeypatch, tiny_omniglot()), run(cfg, False, monkeypatch, tiny_omniglot())
     assert static.losses == loop.losses
     for k in loop.params:
         assert torch.equal(static.params[k], loop.params[k]), k
@@ -63,14 +57,14 @@ def test_static_step_is_refused_where_it_does_not_apply():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA-graph replay)")
-def test_graph_replay_matches_the_eager_step_on_cuda(monkeypatch):
+def test_graph_replay_matches_the_eager_step_on_cuda(monkeypatch, tiny_omniglot):
     """On a GPU: captured replay against the same static step run eagerly (cuDNN may pick different kernels
     for the two, so equality is to float32 rounding, not bits)."""
     cfg = config("cuda")
     states = {}
     for capture in (True, False):
         state = train.TrainState.new(cfg)
-        runner = graphs.StaticStep(state, train.build_model(cfg), data(), capture=capture)
+        runner = graphs.StaticStep(state, train.build_model(cfg), tiny_omniglot(), capture=capture)
         losses, diverged = runner.run(cfg.meta_iters)
         assert diverged is None and (runner.graph is not None) == capture
         states[capture] = (state, losses)

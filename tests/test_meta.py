@@ -1,6 +1,7 @@
-"""The image engine: faithful vs vectorised, Adam-state carry, FOMAML tails, MAML vs finite differences, resume.
+"""The meta-step on images (``meta.meta_step``, the engine ``meta_train`` runs): faithful vs vectorised,
+Adam-state carry, FOMAML tails, MAML vs finite differences, resume. The sine toy's maths: ``test_meta_sine.py``.
 
-A tiny conv net (3 channels) and a toy dataset whose pixel [0, 0, 0] names the image keep this fast.
+A tiny conv net (3 channels) and a toy dataset whose pixel [0, 0, 0] names the image (``flat_toy``) keep this fast.
 """
 import io
 
@@ -21,7 +22,7 @@ class Tiny(OmniglotCNN):
 MODEL = Tiny(3)
 
 
-def toy(num_classes=8, per_class=10, seed=0) -> ImageDataset:
+def flat_toy(num_classes=8, per_class=10, seed=0) -> ImageDataset:
     """Random 28x28 images; pixel [0, 0, 0] = the image's flat id (class * per_class + image)."""
     images = torch.randint(0, 256, (num_classes, per_class, 1, 28, 28), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(seed))
@@ -29,7 +30,8 @@ def toy(num_classes=8, per_class=10, seed=0) -> ImageDataset:
     return ImageDataset(images, [f"c{i}" for i in range(num_classes)], "toy")
 
 
-def ids(x):
+def flat_ids(x):
+    """Back from float pixels of ``flat_toy`` examples to their flat ids."""
     return x[..., 0, 0, 0].mul(255).round().long()
 
 
@@ -38,7 +40,7 @@ def _phi(seed=0):
 
 
 def _batches(T=3, k=3, B=4, seed=1, **kw):
-    batches = training_batches(toy(), 3, 4, B, k, T, torch.Generator().manual_seed(seed), **kw)
+    batches = training_batches(flat_toy(), 3, 4, B, k, T, torch.Generator().manual_seed(seed), **kw)
     return [(x.double(), y) for x, y in batches]
 
 
@@ -71,21 +73,6 @@ def test_faithful_path_carries_adam_state_task_to_task_as_the_official_loop():
     assert state["t"].item() == 7  # the caller's state is never modified in place
 
 
-def test_merged_carry_is_the_serial_moving_average_of_the_tasks_squared_gradients():
-    b = inner.ADAM_BETA2
-    start = {"v": {"w": torch.tensor([[2.0]], dtype=torch.float64)}, "t": torch.tensor([5.0], dtype=torch.float64)}
-    # two tasks, k = 2 steps each, from v0 = 2: v_j = b^2 v0 + c_j
-    c = [3.0, 7.0]
-    end = {"v": {"w": torch.tensor([[b * b * 2 + c[0]], [b * b * 2 + c[1]]], dtype=torch.float64)},
-           "t": torch.tensor([7.0, 7.0], dtype=torch.float64)}
-    merged = inner.merge_states(start, end, steps=2)
-    assert merged["t"].tolist() == [9.0]
-    torch.testing.assert_close(merged["v"]["w"], torch.tensor([[b ** 4 * 2 + b * b * c[0] + c[1]]],
-                                                              dtype=torch.float64))
-    single = {"v": {"w": end["v"]["w"][:1]}, "t": end["t"][:1]}
-    torch.testing.assert_close(inner.merge_states(start, single, steps=2)["v"]["w"], single["v"]["w"])
-
-
 def test_vectorised_carry_keeps_the_faithful_step_count():
     phi, batches = _phi(), _batches()
     _, fa, _ = meta.meta_step("reptile", MODEL, phi, batches, "adam", 1e-2, None, path="faithful")
@@ -110,11 +97,11 @@ def test_fomaml_update_is_the_last_step_displacement(path):
 def test_separate_tail_batches_never_overlap_earlier_ones():
     config = Config(dataset="omniglot", num_classes=3, train_shots=5, inner_batch_size=4, inner_iters=4,
                     meta_batch_size=6, foml_tail=2, algorithm="fomaml", inner_optimizer="adam", inner_lr=1e-3)
-    batches = sample_batches(config, torch.Generator().manual_seed(0), toy())
+    batches = sample_batches(config, torch.Generator().manual_seed(0), flat_toy())
     assert len(batches) == 4 and batches[-1][0].shape[1] == 3 * 2
     for t in range(6):
-        early = set(torch.cat([ids(x[t]) for x, _ in batches[:-1]]).tolist())
-        tail = set(ids(batches[-1][0][t]).tolist())
+        early = set(torch.cat([flat_ids(x[t]) for x, _ in batches[:-1]]).tolist())
+        tail = set(flat_ids(batches[-1][0][t]).tolist())
         assert len(tail) == 6 and not early & tail
         assert len(early) <= 3 * 3  # the first k-1 steps cycle over the remaining (5 - 2) shots per class
 
@@ -122,11 +109,11 @@ def test_separate_tail_batches_never_overlap_earlier_ones():
 def test_train_shots_not_shots_make_the_mini_dataset_and_replacement_repeats_across_batches():
     config = Config(dataset="omniglot", num_classes=3, num_shots=1, train_shots=4, inner_batch_size=5,
                     inner_iters=6, meta_batch_size=4, replacement=True)
-    batches = sample_batches(config, torch.Generator().manual_seed(0), toy())
+    batches = sample_batches(config, torch.Generator().manual_seed(0), flat_toy())
     for t in range(4):
-        seen = torch.cat([ids(x[t]) for x, _ in batches])
+        seen = torch.cat([flat_ids(x[t]) for x, _ in batches])
         assert len(set(seen.tolist())) <= 12 and len(seen) == 30  # 3 classes x 4 train-shots
-        assert all(len(set(ids(x[t]).tolist())) == 5 for x, _ in batches)  # no repeats within a batch
+        assert all(len(set(flat_ids(x[t]).tolist())) == 5 for x, _ in batches)  # no repeats within a batch
 
 
 @pytest.mark.parametrize("path", ["faithful", "vectorised"])
@@ -168,7 +155,7 @@ def test_resume_from_state_dict_is_bit_exact(path, monkeypatch):
     config = Config(dataset="omniglot", path=path, num_classes=3, num_shots=1, train_shots=4, inner_batch_size=4,
                     inner_iters=2, meta_batch_size=2, meta_iters=4, inner_optimizer="adam", inner_lr=1e-2,
                     meta_step_size=1.0, eval_interval=100)
-    data = toy()
+    data = flat_toy()
     straight = meta_train(config, dataset=data)
     half = TrainState.new(config)
     meta_train(config, dataset=data, state=half, until=2)  # stopped halfway, same annealing schedule

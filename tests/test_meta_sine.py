@@ -1,4 +1,5 @@
-"""The sine-toy maths against references: plain autograd loops, one SGD step, finite differences."""
+"""The meta-steps on the sine toy (``meta.reptile``, ``fomaml``, ``maml``, ``joint`` with ``SineMLP``) and
+``meta_train`` over them, against references: plain autograd loops, one SGD step, finite differences."""
 import pytest
 import torch
 
@@ -137,34 +138,6 @@ def test_meta_train_is_reproducible_and_reports_through_the_callback():
     assert [e["iteration"] for e in evals] == [0, 4, 8, 12]
     assert steps[0]["meta_step"] == pytest.approx(0.1) and steps[-1]["meta_step"] == pytest.approx(0.1 * 1 / 12)
     assert len(a.losses) == 12
-
-
-def test_meta_step_anneals_linearly_to_the_final_value():
-    c = Config(meta_iters=100, meta_step_size=1.0, meta_step_size_final=0.0)
-    assert [c.meta_step_at(i) for i in (0, 50, 99)] == pytest.approx([1.0, 0.5, 0.01])
-
-
-def test_sine_tasks_follow_the_reptile_convention():
-    amp, phase = sine.sample_tasks(5000, torch.Generator().manual_seed(0))
-    assert 0.1 <= amp.min() and amp.max() <= 5.0 and 0 <= phase.min() and phase.max() <= 2 * torch.pi
-    assert phase.max() > torch.pi  # not MAML's [0, pi]
-    batches = sine.epoch_batches(amp[:2], phase[:2], 10, 5, torch.Generator().manual_seed(0))
-    xs = torch.cat([x for x, _ in batches], dim=1)[..., 0]
-    assert torch.equal(xs.sort(dim=1).values, sine.X_GRID.expand(2, -1))  # one epoch: every grid point once
-    assert sum(p.numel() for p in MODEL.init_params().values()) == 4353
-
-
-@pytest.mark.parametrize("field, value", [("inner_lr", 0.0), ("inner_lr", -1.0), ("meta_step_size", 0.0),
-                                          ("num_shots", 0), ("inner_iters", 0), ("inner_batch_size", 0),
-                                          ("meta_batch_size", 0), ("algorithm", "sgd")])
-def test_bad_config_names_the_parameter(field, value):
-    with pytest.raises(ValueError, match=field):
-        Config(**{field: value})
-
-
-def test_fomaml_needs_two_inner_steps():
-    with pytest.raises(ValueError, match="inner_iters"):
-        Config(algorithm="fomaml", inner_iters=1)
 
 
 def test_divergence_stops_with_a_clear_message():

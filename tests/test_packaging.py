@@ -1,11 +1,16 @@
-"""Repository hygiene: notebooks stripped with a normal kernelspec, Colab badges, one dependency list."""
+"""Repository hygiene: notebooks stripped with a normal kernelspec, Colab badges, one dependency list, test modules
+that share helpers only through tests/conftest.py."""
+import ast
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+try:
+    import tomllib  # Python >= 3.11
+except ModuleNotFoundError:  # Python 3.10: the same parser, packaged (the test extras install it there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -118,3 +123,34 @@ def test_every_folder_of_stored_records_is_packaged():
     folders = {"reptile_edu.records" + "".join(f".{part}" for part in p.relative_to(ROOT / "results").parts)
                for p in (ROOT / "results").rglob("*") if p.is_dir() and "smoke" not in p.parts} | {"reptile_edu.records"}
     assert folders == packaged, f"add {sorted(folders - packaged)} to [tool.setuptools] packages in pyproject.toml"
+
+
+def _shared_helper_imports(source: str) -> list[str]:
+    """What ``source`` imports (at top level or inside functions) that a test module must not: another test
+    module (``test_*``, ``tests.test_*``), ``tests.fixtures`` or ``conftest`` (shared helpers are fixtures in
+    tests/conftest.py, which pytest provides by argument name)."""
+    def bad(name):
+        first = name.removeprefix("tests.").split(".")[0]
+        return first.startswith("test_") or first in ("fixtures", "conftest")
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if bad(alias.name)]
+        elif isinstance(node, ast.ImportFrom) and node.module and bad(node.module):
+            found.append(node.module)
+        elif isinstance(node, ast.ImportFrom):  # "from tests import test_runs", "from . import test_runs"
+            found += [name for alias in node.names if bad(name := f"{node.module or ''}.{alias.name}".lstrip("."))]
+    return sorted(set(found))
+
+
+def test_test_modules_share_helpers_only_through_conftest_fixtures():
+    bad = ["from test_runs import tiny_omniglot", "from tests.test_runs import tiny_config", "import test_tasks",
+           "from tests import test_tasks", "from tests.fixtures import write_zip", "from tests import fixtures",
+           "from . import test_runs", "def f():\n    from conftest import toy"]
+    assert all(_shared_helper_imports(source) for source in bad)  # the rule can fail
+    assert not _shared_helper_imports("from tests import browser\nfrom reptile_edu import tasks\nimport pytest")
+    modules = sorted((ROOT / "tests").glob("test_*.py"))
+    assert len(modules) > 1
+    offenders = {p.name: found for p in modules if (found := _shared_helper_imports(p.read_text()))}
+    assert not offenders, f"{offenders}: make the shared helper a fixture in tests/conftest.py and request it"

@@ -16,30 +16,16 @@ import torch
 from reptile_edu import checkpoints, presets, results, runs, train
 from reptile_edu.fast import graphs
 from reptile_edu.config import Config
-from reptile_edu.presets import preset
 from reptile_edu.results import read_results, write_results
-from reptile_edu.tasks import ImageDataset
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_omniglot(classes=12, per_class=8, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = (torch.rand(classes, per_class, 1, 28, 28, generator=gen) > 0.7).to(torch.uint8) * 255
-    return ImageDataset(images, [f"c{i}" for i in range(classes)], "tiny/train")
-
-
-def tiny_config(**kw):
-    fields = dict(meta_iters=12, meta_batch_size=2, train_shots=3, inner_batch_size=5, inner_iters=2,
-                  eval_inner_iters=3)
-    return preset("omniglot-5way", "smoke", **{**fields, **kw})
 
 
 def _equal(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_continues_bit_exactly(tmp_path):
+def test_resume_continues_bit_exactly(tmp_path, tiny_omniglot, tiny_config):
     data, config = tiny_omniglot(), tiny_config()
     whole = runs.train_run(config, tmp_path / "whole", checkpoint_every=4, show_progress=False, dataset=data)
 
@@ -63,7 +49,7 @@ def test_resume_continues_bit_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, dtype):
+def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, dtype, tiny_omniglot, tiny_config):
     data, config = tiny_omniglot(), tiny_config(meta_iters=3)
     params = {k: v.to(dtype) for k, v in train.build_model(config).init_params(torch.Generator()).items()}
     state = train.TrainState.new(config, params)
@@ -81,7 +67,7 @@ def test_logged_losses_survive_a_checkpoint_exactly_in_either_format(tmp_path, d
     assert curve["iteration"] == 3 and curve["config"] == config.to_dict() and curve["ends"] == [2, 3]
 
 
-def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path):
+def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path, tiny_omniglot, tiny_config):
     """How a run executes (device, cuDNN mode) may change on resume: a checkpoint written on a GPU by a version
     without ``deterministic`` continues on this CPU, to the weights of an uninterrupted run."""
     data, config = tiny_omniglot(), tiny_config()
@@ -107,7 +93,7 @@ def test_a_run_resumes_as_asked_where_it_began_otherwise(tmp_path):
 
 
 @pytest.mark.parametrize("static", [True, False])
-def test_ctrl_c_saves_the_run_where_it_stopped(tmp_path, monkeypatch, static):
+def test_ctrl_c_saves_the_run_where_it_stopped(tmp_path, monkeypatch, static, tiny_omniglot, tiny_config):
     """SIGINT between checkpoints: the run saves its whole state at the next iteration (or chunk) boundary and
     stops; resumed, it ends on an uninterrupted run's weights."""
     data, config = tiny_omniglot(), tiny_config(meta_iters=20)
@@ -166,7 +152,7 @@ def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
 
 
 @pytest.mark.parametrize("path", ["faithful", "vectorised"])
-def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, path):
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, path, tiny_omniglot, tiny_config):
     # NaN pixels from the 7th meta-iteration on: the per-iteration loop (faithful) draws its batches through
     # train.sample_batches, the static step (vectorised, graphs.py) gathers them with tasks.pixels
     config = tiny_config(path=path)
@@ -190,7 +176,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, path):
     assert len(saved["history"]["losses"]) == saved["iteration"]
 
 
-def test_bad_checkpoints_give_clear_errors(tmp_path):
+def test_bad_checkpoints_give_clear_errors(tmp_path, tiny_omniglot, tiny_config):
     runs.train_run(tiny_config(), tmp_path / "run", checkpoint_every=6, show_progress=False, dataset=tiny_omniglot())
     good = tmp_path / "run" / "checkpoint.pt"
     truncated = tmp_path / "truncated.pt"
@@ -210,7 +196,8 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     assert not list((tmp_path / "run").glob(".*tmp")), "a temporary file was left behind"
 
 
-def test_export_reads_back_with_weights_only_and_reproduces_its_check(tmp_path, monkeypatch):
+def test_export_reads_back_with_weights_only_and_reproduces_its_check(tmp_path, monkeypatch, tiny_omniglot,
+                                                                      tiny_config):
     monkeypatch.setattr(checkpoints, "SHIPPED_DIR", tmp_path / "shipped")
     data = tiny_omniglot()
     runs.train_run(tiny_config(), tmp_path / "run", checkpoint_every=12, show_progress=False, dataset=data)
@@ -260,7 +247,7 @@ def test_divergence_message_names_the_fix():
         train.meta_train(Config(inner_lr=1e6, meta_step_size=1.0, meta_iters=50))
 
 
-def test_training_curve_summarises_the_logged_losses_by_window(tmp_path):
+def test_training_curve_summarises_the_logged_losses_by_window(tmp_path, tiny_omniglot, tiny_config):
     import matplotlib
     matplotlib.use("Agg")
     from reptile_edu import plots
@@ -299,7 +286,7 @@ def test_the_stored_curves_are_of_the_paper_runs():
         assert curve["ends"][-1] == curve["iteration"] and curve["window"] == runs.CURVE_WINDOW
 
 
-def test_uniform_prediction_is_the_floor_of_the_expected_logged_loss():
+def test_uniform_prediction_is_the_floor_of_the_expected_logged_loss(tiny_omniglot, tiny_config):
     """Labels are a random permutation per task, so averaged over permutations no prediction beats uniform."""
     classes, batch = 3, 4
     y = torch.tensor([0, 1, 2, 0])

@@ -1,6 +1,7 @@
 """Episode and minibatch sampling: the official semantics per task, batched over tasks, on a toy dataset.
 
-The toy dataset encodes (class, image) in the pixels, so every sampled example can be traced back.
+The toy dataset (the ``toy`` fixture) encodes (class, image) in the pixels, so every sampled example can be traced
+back (``ids``).
 """
 import pytest
 import torch
@@ -8,20 +9,7 @@ import torch
 from reptile_edu.tasks import (ImageDataset, eval_episodes, sample_mini_datasets, stream_indices,
                                support_batches, training_batches)
 
-C, P = 30, 12
-
-
-def toy(num_classes=C, per_class=P) -> ImageDataset:
-    """Pixel [0, 0, 0] = class, pixel [0, 0, 1] = image within the class."""
-    images = torch.zeros(num_classes, per_class, 1, 2, 2, dtype=torch.uint8)
-    images[:, :, 0, 0, 0] = torch.arange(num_classes)[:, None]
-    images[:, :, 0, 0, 1] = torch.arange(per_class)[None, :]
-    return ImageDataset(images, [f"c{i}" for i in range(num_classes)], "toy")
-
-
-def ids(x):
-    """Back from float pixels to (class, image) ids: [..., 2]."""
-    return torch.stack([x[..., 0, 0, 0], x[..., 0, 0, 1]], -1).mul(255).round().long()
+P = 12  # images per class of the toy dataset (its default: 30 classes x 12)
 
 
 def gen(seed=0):
@@ -68,7 +56,7 @@ def test_replacement_batches_have_no_repeats_within_a_batch():
         stream_indices(1, 6, 7, 1, gen(), replacement=True)
 
 
-def test_mini_datasets_distinct_classes_and_images():
+def test_mini_datasets_distinct_classes_and_images(toy):
     flat = sample_mini_datasets(toy(), 5, 4, 200, gen())
     cls, img = flat // P, flat % P
     for t in range(200):
@@ -79,7 +67,7 @@ def test_mini_datasets_distinct_classes_and_images():
 
 
 @pytest.mark.parametrize("replacement", [False, True])
-def test_training_batches_shapes_labels_and_consistency(replacement):
+def test_training_batches_shapes_labels_and_consistency(replacement, toy, ids):
     data = toy()
     batches = training_batches(data, 5, 4, 6, 7, 3, gen(), replacement=replacement)
     assert len(batches) == 7
@@ -97,7 +85,7 @@ def test_training_batches_shapes_labels_and_consistency(replacement):
         assert all(len(v) <= 4 for k, v in seen.items() if k[0] == t and k[1] == "images")  # train_shots images
 
 
-def test_cycling_covers_the_mini_dataset_once_per_epoch():
+def test_cycling_covers_the_mini_dataset_once_per_epoch(toy, ids):
     # 5 classes x 4 shots = 20 examples, batches of 10, 2 batches = exactly one epoch: each example once
     x, y = zip(*training_batches(toy(), 5, 4, 10, 2, 4, gen()))
     pairs = ids(torch.cat(x, 1))
@@ -106,7 +94,7 @@ def test_cycling_covers_the_mini_dataset_once_per_epoch():
         assert torch.bincount(torch.cat(y, 1)[t], minlength=5).tolist() == [4] * 5
 
 
-def test_foml_tail_is_the_reserved_shots_and_never_overlaps():
+def test_foml_tail_is_the_reserved_shots_and_never_overlaps(toy, ids):
     N, K, S, k = 5, 6, 2, 4
     batches = training_batches(toy(), N, K, 3, k, 8, gen(), foml_tail=S)
     assert len(batches) == k and batches[-1][0].shape[1] == N * S and batches[0][0].shape[1] == 3
@@ -120,7 +108,7 @@ def test_foml_tail_is_the_reserved_shots_and_never_overlaps():
         training_batches(toy(), N, K, 3, k, 1, gen(), foml_tail=K)
 
 
-def test_eval_episodes_support_and_query():
+def test_eval_episodes_support_and_query(toy, ids):
     sx, sy, qx, qy = eval_episodes(toy(), 5, 3, 50, gen())
     assert sx.shape == (50, 15, 1, 2, 2) and qx.shape == (50, 5, 1, 2, 2)
     assert sy[0].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4] and qy[0].tolist() == [0, 1, 2, 3, 4]
@@ -133,7 +121,7 @@ def test_eval_episodes_support_and_query():
         assert len(set(map(tuple, s[t].tolist()))) == 15
 
 
-def test_support_batches_stream_over_each_tasks_support():
+def test_support_batches_stream_over_each_tasks_support(toy, ids):
     sx, sy, _, _ = eval_episodes(toy(), 5, 1, 4, gen())
     batches = support_batches(sx, sy, 3, 5, gen(1))
     x = torch.cat([b[0] for b in batches], 1)
@@ -144,7 +132,7 @@ def test_support_batches_stream_over_each_tasks_support():
         assert sorted(y[t, :5].tolist()) == [0, 1, 2, 3, 4]  # first epoch: the whole 5-example support
 
 
-def test_deterministic_for_a_seed_and_batching_keeps_per_task_semantics():
+def test_deterministic_for_a_seed_and_batching_keeps_per_task_semantics(toy):
     a = training_batches(toy(), 5, 4, 6, 3, 5, gen(7))
     b = training_batches(toy(), 5, 4, 6, 3, 5, gen(7))
     assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
@@ -152,7 +140,7 @@ def test_deterministic_for_a_seed_and_batching_keeps_per_task_semantics():
     assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, c))
 
 
-def test_bad_requests_name_the_problem_and_the_fix():
+def test_bad_requests_name_the_problem_and_the_fix(toy):
     with pytest.raises(ValueError, match="num_classes.*only 30 classes"):
         training_batches(toy(), 31, 4, 5, 2, 1, gen())
     with pytest.raises(ValueError, match="num_shots.*12 images per class"):
@@ -163,13 +151,13 @@ def test_bad_requests_name_the_problem_and_the_fix():
         ImageDataset(torch.zeros(2, 2, 1, 2, 2), ["a", "b"], "float")
 
 
-def test_floats_only_for_the_batch():
+def test_floats_only_for_the_batch(toy):
     data = toy()
     x, _ = training_batches(data, 5, 4, 6, 1, 2, gen())[0]
     assert data.images.dtype == torch.uint8 and x.numel() == 2 * 6 * 4
 
 
-def test_plots_draw_an_episode_drawers_and_rotations():
+def test_plots_draw_an_episode_drawers_and_rotations(toy):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -19,10 +19,8 @@ def test_sine_trainer_trains_when_the_button_is_pressed():
     assert box.progress.max == 5 and box.progress.value == 5
 
 
-def test_ablation_runner_reruns_the_picked_cell_into_its_work_dir(tmp_path):
+def test_ablation_runner_reruns_the_picked_cell_into_its_work_dir(tmp_path, tiny_omniglot):
     from reptile_edu import ablations
-
-    from test_runs import tiny_omniglot
 
     data = tiny_omniglot(classes=12, per_class=20)
     cells = [ablations.AblationRun(c.grid, c.name, c.scale, c.config.replace(inner_batch_size=10, num_shots=2),
