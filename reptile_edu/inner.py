@@ -26,10 +26,24 @@ def gradients(model, params: Params, x, y, create_graph: bool = False):
     return losses, grads
 
 
-def _as_params(flat: torch.Tensor, like: Params) -> Params:
-    """``flat`` (the whole model, as ``flatten`` lays it out) as a parameter dict of views, each a leaf that
-    autograd can differentiate at the next step."""
-    return {k: v.requires_grad_() for k, v in unflatten(flat, {k: p.shape for k, p in like.items()}).items()}
+def whole_model(params: Params) -> bool:
+    """Whether an update runs on the whole model as one vector: on a GPU, where a small network's step is
+    launch-bound and one kernel per operation for all parameters beats one per tensor; on a CPU it runs tensor by
+    tensor, which copies nothing (fresh whole-model buffers cost more there than the arithmetic)."""
+    return next(iter(params.values())).is_cuda
+
+
+def _over_model(update, params: Params, *others) -> tuple[Params, ...]:
+    """``update`` (elementwise: one tensor of each argument in, a tuple of tensors out) over every parameter
+    tensor, in the layout ``whole_model`` chooses; each output is a Params dict. ``others``: lists in
+    ``params`` order (gradients, second moments)."""
+    columns = [list(params.values()), *(list(o) for o in others)]
+    if whole_model(params):
+        outputs = update(*(torch.cat([t.reshape(-1) for t in column]) for column in columns))
+        shapes = {k: p.shape for k, p in params.items()}
+        return tuple(unflatten(out, shapes) for out in outputs)
+    rows = [update(*row) for row in zip(*columns)]
+    return tuple(dict(zip(params, out)) for out in zip(*rows))
 
 
 def sgd_step(model, params: Params, batch, lr: float, create_graph: bool = False) -> tuple[Params, torch.Tensor]:
@@ -38,9 +52,9 @@ def sgd_step(model, params: Params, batch, lr: float, create_graph: bool = False
     losses, grads = gradients(model, params, *batch, create_graph)
     if create_graph:
         return {k: p - lr * g for (k, p), g in zip(params.items(), grads)}, losses.detach()
-    with torch.no_grad():  # the whole model as one vector: a few kernels, not a few per parameter tensor
-        flat = torch.add(flatten(params), _flat(grads), alpha=-lr)
-    return _as_params(flat, params), losses.detach()
+    with torch.no_grad():
+        new, = _over_model(lambda p, g: (torch.add(p, g, alpha=-lr),), params, grads)
+    return {k: p.requires_grad_() for k, p in new.items()}, losses.detach()
 
 
 def adam_state(params: Params) -> dict:
@@ -61,18 +75,17 @@ def adam_step(model, params: Params, state: dict, batch, lr: float) -> tuple[Par
     """
     losses, grads = gradients(model, params, *batch)
     t = state["t"] + 1
-    with torch.no_grad():
-        g = _flat(grads)
-        v = flatten(state["v"]) * ADAM_BETA2
+    lr_t = (-lr * torch.sqrt(1 - ADAM_BETA2 ** t[0])).to(grads[0].dtype)  # lr_t = lr sqrt(1 - beta2^t)
+
+    def update(p, g, v):
+        v = v * ADAM_BETA2
         v.addcmul_(g, g, value=1 - ADAM_BETA2)  # v <- beta2 v + (1 - beta2) g^2
-        lr_t = (-lr * torch.sqrt(1 - ADAM_BETA2 ** t[0])).to(g.dtype)
-        flat = flatten(params) + g / (v.sqrt() + ADAM_EPS) * lr_t  # theta <- theta - lr_t g / (sqrt(v) + eps)
-    return _as_params(flat, params), {"v": unflatten(v, {k: p.shape for k, p in params.items()}), "t": t}, \
-        losses.detach()
+        step = g / v.sqrt().add_(ADAM_EPS)
+        return p + step.mul_(lr_t), v  # theta <- theta - lr_t g / (sqrt(v) + eps)
 
-
-def _flat(grads) -> torch.Tensor:
-    return torch.cat([g.reshape(-1) for g in grads])
+    with torch.no_grad():
+        new, v = _over_model(update, params, grads, [state["v"][k] for k in params])
+    return {k: p.requires_grad_() for k, p in new.items()}, {"v": v, "t": t}, losses.detach()
 
 
 def expand_state(state: dict | None, n: int) -> dict | None:

@@ -43,8 +43,8 @@ def test_both_modes_see_exactly_the_batches_the_spec_says():
     N, K, steps, batch = 3, 2, 4, 4
     model = Spy(N)
     phi = model.init_params(torch.Generator().manual_seed(0))
-    evaluation.evaluate(model, phi, None, toy(), num_classes=N, num_shots=K, num_tasks=2, eval_batch_size=batch, eval_inner_iters=steps,
-                        inner_lr=1e-3, eval_seed=3, chunk_size=2)
+    evaluation.evaluate(model, phi, None, toy(), num_classes=N, num_shots=K, num_tasks=2, eval_batch_size=batch,
+                        eval_inner_iters=steps, inner_lr=1e-3, eval_seed=3, chunk_size=2)
     train, test = [c for c in model.calls if c[0]], [c[1] for c in model.calls if not c[0]]
     assert len(train) == steps and all(ids_.shape == (2, batch) for _, ids_ in train)
     assert len(test) == 1 + N  # one transductive forward, then one per query
@@ -88,7 +88,8 @@ def test_fine_tuning_starts_from_the_carried_adam_state_and_never_changes_it():
 
     inner.adam_step = spy
     try:
-        evaluation.evaluate(model, phi, state, toy(), num_classes=3, num_shots=1, num_tasks=2, eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3, chunk_size=2)
+        evaluation.evaluate(model, phi, state, toy(), num_classes=3, num_shots=1, num_tasks=2, eval_batch_size=3,
+                            eval_inner_iters=2, inner_lr=1e-3, chunk_size=2)
     finally:
         inner.adam_step = original
     assert seen[0].tolist() == [100.0, 100.0] and seen[1].tolist() == [101.0, 101.0]
@@ -116,6 +117,8 @@ def test_predict_modes_use_the_same_weights():
 def test_bad_input_names_the_parameter():
     model = Tiny(3)
     with pytest.raises(ValueError, match="num_tasks"):
-        evaluation.evaluate(model, model.init_params(), None, toy(), num_classes=3, num_shots=1, num_tasks=0, eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3)
+        evaluation.evaluate(model, model.init_params(), None, toy(), num_classes=3, num_shots=1, num_tasks=0,
+                            eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3)
     with pytest.raises(ValueError, match="num_shots"):
-        evaluation.evaluate(model, model.init_params(), None, toy(), num_classes=3, num_shots=0, num_tasks=2, eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3)
+        evaluation.evaluate(model, model.init_params(), None, toy(), num_classes=3, num_shots=0, num_tasks=2,
+                            eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3)

@@ -16,7 +16,7 @@ What a graph needs, and how this module gives it:
     then stops the run at the first bad iteration, phi as it was before it.
 The step itself is ``meta.meta_step`` (vectorised) plus the interpolating outer rule, so there is one
 implementation of the algorithm. ``StaticStep`` runs it eagerly where it does not capture (a CPU):
-``tests/test_graphs.py`` checks that against the per-iteration loop bit for bit, and, on a GPU, replay against
+``tests/test_fast_graphs.py`` checks that against the plain ``train.Step`` bit for bit, and, on a GPU, replay against
 eager execution.
 """
 from __future__ import annotations
