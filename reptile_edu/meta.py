@@ -24,23 +24,23 @@ def _mean_delta(after: Params, before: Params) -> Params:
     return unflatten(delta, {k: v.shape[1:] for k, v in after.items()})
 
 
-def reptile(model, phi: Params, batches, optimizer: str, lr: float, state=None):
-    """Reptile: mean over tasks of (adapted - phi). Returns (d, state, inner losses [k, T])."""
+def reptile(model, phi: Params, batches, optimizer: str, lr: float, inner_state=None):
+    """Reptile: mean over tasks of (adapted - phi). Returns (d, inner_state, inner losses [k, T])."""
     n = batches[0][0].shape[0]
     start = stack(phi, n)
-    adapted, state, losses = inner.run(model, start, batches, optimizer, lr, state)
-    return _mean_delta(adapted, start), state, losses
+    adapted, inner_state, losses = inner.run(model, start, batches, optimizer, lr, inner_state)
+    return _mean_delta(adapted, start), inner_state, losses
 
 
-def fomaml(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+def fomaml(model, phi: Params, batches, optimizer: str, lr: float, inner_state=None):
     """First-order MAML as the official code: k-1 steps, then keep only the displacement of the last step."""
     n = batches[0][0].shape[0]
-    before_last, state, losses = inner.run(model, stack(phi, n), batches[:-1], optimizer, lr, state)
-    after, state, last = inner.run(model, before_last, batches[-1:], optimizer, lr, state)
-    return _mean_delta(after, before_last), state, torch.cat([losses, last])
+    before_last, inner_state, losses = inner.run(model, stack(phi, n), batches[:-1], optimizer, lr, inner_state)
+    after, inner_state, last = inner.run(model, before_last, batches[-1:], optimizer, lr, inner_state)
+    return _mean_delta(after, before_last), inner_state, torch.cat([losses, last])
 
 
-def maml(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+def maml(model, phi: Params, batches, optimizer: str, lr: float, inner_state=None):
     """Second-order MAML: differentiate the test loss L_k(phi_k) through the k-1 SGD inner steps."""
     if optimizer != "sgd":
         raise ValueError("second-order MAML is offered with the SGD inner loop only (inner_optimizer='sgd')")
@@ -50,43 +50,44 @@ def maml(model, phi: Params, batches, optimizer: str, lr: float, state=None):
     test = model.loss(adapted, *batches[-1])
     grads = torch.autograd.grad(test.sum() / n, list(leaf.values()))
     d = {k: -lr * g for k, g in zip(leaf, grads)}
-    return d, state, torch.cat([losses, test.detach()[None]])
+    return d, inner_state, torch.cat([losses, test.detach()[None]])
 
 
-def joint(model, phi: Params, batches, optimizer: str, lr: float, state=None):
+def joint(model, phi: Params, batches, optimizer: str, lr: float, inner_state=None):
     """Joint training = Reptile with k = 1: one step on one minibatch of each task."""
-    return reptile(model, phi, batches[:1], optimizer, lr, state)
+    return reptile(model, phi, batches[:1], optimizer, lr, inner_state)
 
 
 DISPLACEMENTS = {"reptile": reptile, "fomaml": fomaml, "maml": maml, "joint": joint}
 
 
-def meta_step(algorithm: str, model, phi: Params, batches, optimizer: str, lr: float, state: dict | None = None,
-              path: str = "vectorised", carry: bool = True):
+def meta_step(algorithm: str, model, phi: Params, batches, optimizer: str, lr: float,
+              inner_state: dict | None = None, path: str = "vectorised", carry: bool = True):
     """One meta-step's displacement on either execution path, with the inner Adam state carried or not.
 
-    ``state`` is the carried single-task inner state ({"v": [1, ...], "t": [1]}, or None = fresh).
+    ``inner_state`` is the carried single-task inner state ({"v": [1, ...], "t": [1]}, or None = fresh).
     * ``faithful``: the meta-batch's tasks one after another (T = 1 each), as the official ``train_step``: each
       task starts from phi, and with ``carry`` from the Adam state the previous task left (never reset).
     * ``vectorised``: all tasks at once over stacked parameters; with ``carry`` every task starts from the
       carried state and the state carried on is their *merged carry* (``inner.merge_states``), a named
       deviation forced by parallelism.
     ``carry=False`` starts every task from a fresh state (then both paths compute the same thing).
-    Returns (d, state, losses [k, T]); the returned state is None for SGD or without carry.
+    Returns (d, inner_state, losses [k, T]); the returned inner state is None for SGD or without carry.
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {', '.join(PATHS)} (got {path!r})")
     step = DISPLACEMENTS[algorithm]
     keep = carry and optimizer == "adam"
-    state = state if keep else None
+    inner_state = inner_state if keep else None
     if path == "vectorised":
-        d, end, losses = step(model, phi, batches, optimizer, lr, inner.expand_state(state, batches[0][0].shape[0]))
-        return d, inner.merge_states(state, end, losses.shape[0]) if keep else None, losses
+        n = batches[0][0].shape[0]
+        d, end, losses = step(model, phi, batches, optimizer, lr, inner.expand_state(inner_state, n))
+        return d, inner.merge_states(inner_state, end, losses.shape[0]) if keep else None, losses
     ds, losses = [], []
     for j in range(batches[0][0].shape[0]):
-        d, end, loss = step(model, phi, [(x[j:j + 1], y[j:j + 1]) for x, y in batches], optimizer, lr, state)
-        state = end if keep else None
+        d, end, loss = step(model, phi, [(x[j:j + 1], y[j:j + 1]) for x, y in batches], optimizer, lr, inner_state)
+        inner_state = end if keep else None
         ds.append(d)
         losses.append(loss)
     d = {k: torch.stack([dj[k] for dj in ds]).mean(dim=0) for k in phi}
-    return d, state, torch.cat(losses, dim=1)
+    return d, inner_state, torch.cat(losses, dim=1)

@@ -42,13 +42,13 @@ def _all_reduce_sum(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return list(torch.split(flat, [t.numel() for t in tensors]))
 
 
-def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, state: dict | None,
+def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, inner_state: dict | None,
               path: str = "vectorised", carry: bool = True):
     """``meta.meta_step`` on the vectorised path (``path`` must say so), this process taking its share of the
     meta-batch's tasks.
 
-    Returns what the single-process vectorised step returns: (d, carried state, losses [k, 1] averaged over
-    all tasks).
+    Returns what the single-process vectorised step returns: (d, carried inner state, losses [k, 1] averaged
+    over all tasks).
     """
     if path != "vectorised":
         raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
@@ -59,7 +59,7 @@ def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, st
     first, last = rank * total // size, (rank + 1) * total // size
     local = [(x[first:last], y[first:last]) for x, y in batches]
     keep = carry and optimizer == "adam"
-    start = state if keep else None
+    start = inner_state if keep else None
     d, end, losses = meta.DISPLACEMENTS[algorithm](model, phi, local, optimizer, lr,
                                                     inner.expand_state(start, last - first))
     parts = [v * (last - first) for v in d.values()] + [losses.sum(dim=1)]
