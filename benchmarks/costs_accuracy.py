@@ -29,7 +29,7 @@ import torch
 from reptile_edu import evaluation, meta_train
 from reptile_edu.config import Config, budget, smoke_mode
 from reptile_edu.presets import sine_config
-from reptile_edu.costs import ALGORITHMS
+from reptile_edu.config import COMPARED
 from reptile_edu.data.omniglot import load_omniglot
 from reptile_edu.train import build_model
 from reptile_edu.results import write_json
@@ -86,13 +86,13 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    sine = [sine_run(alg, args.sine_iters) for alg in ALGORITHMS]
+    sine = [sine_run(alg, args.sine_iters) for alg in COMPARED]
     for row in sine:
         print(json.dumps({"sine": row}), flush=True)
     omniglot = []
     if not args.skip_omniglot:
         train, test = (load_omniglot(args.data_root, split) for split in ("train", "test"))
-        for alg in ALGORITHMS:
+        for alg in COMPARED:
             omniglot.append(omniglot_run(alg, args.omniglot_iters, train, test, args.tasks, args.eval_iters))
             print(json.dumps({"omniglot": {k: v for k, v in omniglot[-1].items() if k != "config"}}), flush=True)
     out = Path(args.out) if args.out else ROOT / "results" / "costs" / ("smoke" if smoke_mode() else "") / "accuracy.json"

@@ -29,10 +29,10 @@ import math
 import torch
 
 from . import inner, meta
+from .config import COMPARED
 from .data import sine
 from .models import Params, SineMLP, stack
 
-ALGORITHMS = ("maml", "fomaml", "reptile")
 
 
 def theory(alg: str, k: int) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def theory(alg: str, k: int) -> tuple[float, float]:
         raise ValueError(f"k must be >= 1 (got {k})")
     coefficients = {"maml": (1.0, -2.0 * (k - 1)), "fomaml": (1.0, -(k - 1.0)), "reptile": (float(k), -k * (k - 1) / 2)}
     if alg not in coefficients:
-        raise ValueError(f"alg must be one of {', '.join(ALGORITHMS)} (got {alg!r})")
+        raise ValueError(f"alg must be one of {', '.join(COMPARED)} (got {alg!r})")
     if alg != "reptile" and k < 2:
         raise ValueError(f"k must be >= 2 for {alg}: k-1 inner steps, then the test minibatch")
     return coefficients[alg]
@@ -184,13 +184,13 @@ def expansion_study(ks=(2, 3, 4, 5), alphas=ALPHAS, num_tasks: int = 100, hidden
     if not alphas or alphas[0] <= 0:
         raise ValueError(f"alphas must be positive step sizes (got {alphas})")
     model, phi, all_batches = sine_setup(num_tasks, max(ks), hidden=hidden, seed=seed)
-    rows, residuals, norms = [], {alg: {} for alg in ALGORITHMS}, {}
+    rows, residuals, norms = [], {alg: {} for alg in COMPARED}, {}
     for k in ks:
         batches = all_batches[:k]
         avg_grad_t, avg_grad_inner_t = estimates(model, phi, batches)
         avg_grad, avg_grad_inner = avg_grad_t.mean(0), avg_grad_inner_t.mean(0)
         norms[k] = {"avg_grad": avg_grad.norm().item(), "avg_grad_inner": avg_grad_inner.norm().item()}
-        for alg in ALGORITHMS:
+        for alg in COMPARED:
             a, b = theory(alg, k)
             steps = sorted(set(alphas) | {2 * alpha for alpha in alphas})  # a doubling grid shares its points
             measured = {s: measured_update(alg, model, phi, batches, s) for s in steps}

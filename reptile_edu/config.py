@@ -16,6 +16,8 @@ CACHE_ENV = "REPTILE_EDU_CACHE"
 OFFLINE_ENV = "REPTILE_EDU_OFFLINE"
 
 ALGORITHMS = ("reptile", "fomaml", "maml", "joint")
+# the three meta-gradients that the paper compares (section 5) and notebooks 02 and 07 put side by side
+COMPARED = ("maml", "fomaml", "reptile")
 INNER_OPTIMIZERS = ("sgd", "adam")
 OUTER_OPTIMIZERS = ("interpolate", "adam")
 DATASETS = ("sine", "omniglot", "miniimagenet")

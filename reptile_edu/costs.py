@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from . import meta
+from .config import COMPARED
 from .models import OmniglotCNN, Params, SineMLP
 
-ALGORITHMS = ("maml", "fomaml", "reptile")
 MIN_K = {"reptile": 1, "fomaml": 2, "maml": 2}
 
 
@@ -87,7 +87,7 @@ class _Saved:
 
 def check_k(algorithm: str, k: int) -> None:
     if algorithm not in MIN_K:
-        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)} (got {algorithm!r})")
+        raise ValueError(f"algorithm must be one of {', '.join(COMPARED)} (got {algorithm!r})")
     if k < MIN_K[algorithm]:
         raise ValueError(f"k={k} is too small for {algorithm}: it needs k >= {MIN_K[algorithm]} minibatches "
                          f"(k-1 inner steps, then the test batch)")
@@ -208,7 +208,7 @@ def rss_delta_bytes(algorithm: str, k: int, meta_batch_size: int = 5) -> int | N
     return json.loads(out.stdout.strip().splitlines()[-1])["rss_delta_bytes"]
 
 
-def cost_rows(ks=(1, 2, 5, 10, 20), algorithms=ALGORITHMS, meta_batch_size: int = 5, repeats: int = 3,
+def cost_rows(ks=(1, 2, 5, 10, 20), algorithms=COMPARED, meta_batch_size: int = 5, repeats: int = 3,
               rss: bool = True, log=None) -> list[dict]:
     """One row per (algorithm, k) on the Omniglot net: seconds per meta-step and memory.
 
@@ -250,7 +250,7 @@ def takeaway_table(cost: dict, accuracy: dict | None, k: int = 5) -> list[dict]:
     sine = {s["algorithm"]: s for s in accuracy["sine"]} if accuracy else {}
     omni = {o["algorithm"]: o for o in accuracy["omniglot"]} if accuracy else {}
     table = []
-    for alg in ALGORITHMS:
+    for alg in COMPARED:
         r, lo, hi = rows[(alg, k)], rows[(alg, ks[0])], rows[(alg, ks[-1])]
         entry = {"algorithm": alg, "k": k, "s_per_iter": r["median_s"], "time_vs_reptile": r["median_s"] /
                  base["median_s"], "graph_mb": r["saved_peak_bytes"] / 2**20,
