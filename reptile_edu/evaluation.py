@@ -100,7 +100,47 @@ def sine_probe(tasks: SineEvalSet, steps: int = 32, lr: float = 0.02):
 # Tasks adapted at once. On a GPU a chunk of 100 small tasks is launch-bound (each of the 50 steps is a few
 # hundred tiny kernels), so more tasks share each launch. At 500 the largest chunk, Mini-ImageNet 5-shot, holds
 # about 12 GiB per first-layer activation (26 images of 84x84x32 per task), well within a GPU of 40 GiB or more.
-CHUNK = {"cpu": 100, "cuda": 500}
+# On a CPU the best chunk is where a step's activations still fit the caches, which depends on the network, the
+# batch and the CPU, so it is measured (``choose_chunk_size``).
+CHUNK = {"cuda": 500}
+CHUNK_CANDIDATES = (1, 2, 5, 10, 20, 50, 100)
+_measured_chunks: dict[tuple, int] = {}
+
+
+def choose_chunk_size(model, phi: Params, dataset, *, num_classes: int, num_shots: int, eval_batch_size: int,
+               optimizer: str = "adam", max_tasks: int = CHUNK_CANDIDATES[-1]) -> int:
+    """How many tasks ``evaluate`` adapts at once: ``CHUNK`` on a GPU; on a CPU the candidate (at most
+    ``max_tasks``) with the least time per task for one inner step on this dataset's images, timed once per
+    process and setting. Candidates are tried from small to large until the time per task is 30% above the best;
+    within 5% of the best the smaller chunk is kept (less memory, and a choice that noise does not flip)."""
+    first = next(iter(phi.values()))
+    if first.device.type in CHUNK:
+        return CHUNK[first.device.type]
+    candidates = [c for c in CHUNK_CANDIDATES if c <= max_tasks] or [1]
+    shape = tuple(dataset.images.shape[2:])
+    batch = min(eval_batch_size, num_classes * num_shots)
+    key = (type(model).__name__, num_classes, shape, batch, first.dtype, optimizer, candidates[-1],
+           torch.get_num_threads())
+    if key not in _measured_chunks:
+        gen = torch.Generator().manual_seed(0)  # its own generator: the evaluation's task list is untouched
+        sx, sy, _, _ = tasks_lib.eval_episodes(dataset, num_classes, num_shots, 1, gen)
+        x, y = tasks_lib.support_batches(sx.to(first.device, first.dtype), sy.to(first.device), batch, 1, gen)[0]
+        per_task = {}
+        for c in candidates:
+            xs, ys = x.expand(c, *x.shape[1:]).contiguous(), y.expand(c, *y.shape[1:]).contiguous()
+            params = stack(phi, c)
+            inner.run(model, params, [(xs, ys)], optimizer, 1e-3)  # warm-up
+            seconds = []
+            for _ in range(2):
+                start = time.perf_counter()
+                inner.run(model, params, [(xs, ys)], optimizer, 1e-3)
+                seconds.append(time.perf_counter() - start)
+            per_task[c] = min(seconds) / c
+            if per_task[c] > 1.3 * min(per_task.values()):
+                break
+        best = min(per_task.values())
+        _measured_chunks[key] = min(c for c, t in per_task.items() if t <= 1.05 * best)
+    return _measured_chunks[key]
 
 
 def _sample_tasks(dataset, num_classes, num_shots, count, eval_batch_size, eval_inner_iters, replacement, generator):
@@ -152,23 +192,25 @@ def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_class
              num_tasks: int, eval_batch_size: int, eval_inner_iters: int, inner_lr: float, eval_seed: int = 0,
              optimizer: str = "adam", replacement: bool = False, chunk_size: int | None = None) -> dict:
     """The official evaluation on ``num_tasks`` fixed-seed N-way K-shot tasks, ``chunk_size`` tasks at a time
-    (default ``CHUNK`` for phi's device type).
+    (default ``choose_chunk_size``'s for phi's device). Within float rounding the results do not depend on it.
 
     Each task: N*K support images and one query per class; ``eval_inner_iters`` steps of the inner optimiser on
     ``eval_batch_size`` minibatches of the support set (cycling sampler), starting from phi and from the CURRENT
     carried inner state ``inner_state`` ([1, ...]; None = fresh), which is never modified (the official code
     restores the full state after each task); then both prediction modes from the same adapted weights.
     Returns ``{"transductive": {"accuracy", "ci95", "tasks"}, "non-transductive": {...}, "per_task": {mode:
-    tensor [T]}, "eval_wall_s"}``; accuracies and CIs in percent.
+    tensor [T]}, "chunk_size", "eval_wall_s"}``; accuracies and CIs in percent.
     """
     device = next(iter(phi.values())).device
-    chunk_size = CHUNK.get(device.type, CHUNK["cpu"]) if chunk_size is None else chunk_size
     for name, value in (("num_classes", num_classes), ("num_shots", num_shots), ("num_tasks", num_tasks),
-                        ("eval_inner_iters", eval_inner_iters),
-                        ("eval_batch_size", eval_batch_size), ("chunk_size", chunk_size)):
+                        ("eval_inner_iters", eval_inner_iters), ("eval_batch_size", eval_batch_size),
+                        ("chunk_size", 1 if chunk_size is None else chunk_size)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1 (got {value})")
     start = time.perf_counter()
+    if chunk_size is None:
+        chunk_size = choose_chunk_size(model, phi, dataset, num_classes=num_classes, num_shots=num_shots,
+                           eval_batch_size=eval_batch_size, optimizer=optimizer, max_tasks=num_tasks)
     generator = torch.Generator().manual_seed(eval_seed)
     dtype = next(iter(phi.values())).dtype
     correct = {mode: [] for mode in MODES}
@@ -184,7 +226,7 @@ def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_class
             correct[mode].append((preds[mode] == qy.to(device)).double().mean(dim=1).cpu())
     per_task = {mode: torch.cat(values) for mode, values in correct.items()}
     result = {mode: summarise(per_task[mode]) for mode in MODES}
-    result.update(per_task=per_task, eval_wall_s=time.perf_counter() - start)
+    result.update(per_task=per_task, chunk_size=chunk_size, eval_wall_s=time.perf_counter() - start)
     return result
 
 

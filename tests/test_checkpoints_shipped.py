@@ -20,8 +20,6 @@ def test_shipped_checkpoint_reproduces_its_export_check(name, real_data):
     assert checkpoints.shipped_path(name).stat().st_size < 2**20  # package data stays small
     check = shipped["provenance"]["check"]
     assert {k: check[k] for k in EXPORT_CHECK} == EXPORT_CHECK
-    out = runs.evaluate_weights(config, shipped["params"], shipped["inner_state"],
-                                load_dataset(config, "test", root), EXPORT_CHECK["shots"],
-                                EXPORT_CHECK["tasks"], EXPORT_CHECK["eval_seed"])
+    out = runs.export_check(config, shipped["params"], shipped["inner_state"], load_dataset(config, "test", root))
     for mode in evaluation.MODES:
         assert out[mode]["accuracy"] == check[mode], mode  # exact: same tasks, same arithmetic on CPU

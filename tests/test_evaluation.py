@@ -122,3 +122,21 @@ def test_bad_input_names_the_parameter():
     with pytest.raises(ValueError, match="num_shots"):
         evaluation.evaluate(model, model.init_params(), None, toy(), num_classes=3, num_shots=0, num_tasks=2,
                             eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3)
+
+
+def test_cpu_chunk_size_is_measured_once_per_setting_within_the_task_count(monkeypatch):
+    model, data = Tiny(3), toy()
+    phi = model.init_params(torch.Generator().manual_seed(0))
+    setting = dict(num_classes=3, num_shots=1, eval_batch_size=3)
+    chosen = evaluation.choose_chunk_size(model, phi, data, max_tasks=7, **setting)
+    assert chosen in evaluation.CHUNK_CANDIDATES and chosen <= 7
+
+    def no_clock():
+        raise AssertionError("a measured setting was timed again")
+
+    monkeypatch.setattr(evaluation.time, "perf_counter", no_clock)
+    assert evaluation.choose_chunk_size(model, phi, data, max_tasks=7, **setting) == chosen
+    monkeypatch.undo()
+    out = evaluation.evaluate(model, phi, None, data, num_tasks=7, eval_inner_iters=2, inner_lr=1e-3, **setting)
+    assert out["chunk_size"] == chosen  # the default is the measured choice, and the result says which
+    assert evaluation.choose_chunk_size(model, phi, data, max_tasks=1, **setting) == 1
