@@ -1,5 +1,5 @@
-"""The per-task convolution block, candidate by candidate: the kernels ``models.KERNELS`` chooses between and the
-ones it does not keep, layer by layer, against the same layers with one weight shared by every image (the bound).
+"""The per-task convolution block, candidate by candidate, layer by layer, against the same layers with one weight
+shared by every image (the bound): why ``models`` folds the tasks into a channels-last grouped convolution.
 
     python benchmarks/conv_paths.py                              # Omniglot net, 20 tasks x 5 images (evaluation)
     python benchmarks/conv_paths.py --net miniimagenet --tasks 5 --batch 10
@@ -9,16 +9,17 @@ ones it does not keep, layer by layer, against the same layers with one weight s
 A block is conv 3x3 -> batch norm (batch statistics) -> [max-pool] -> ReLU for T tasks of B images, each task with
 its own weights. Candidates:
 1. ``planes``: grouped convolution (tasks folded into the channels), channels-last, batch norm and ReLU on the
-   4-D tensor (``models.KERNEL_PATHS``).
-2. ``rows``: the same convolution, batch norm and ReLU on the activation viewed as a [B*H*W, T*C] matrix (ours).
+   4-D tensor: what ``models`` runs.
+2. ``rows``: the same convolution, batch norm and ReLU on the activation viewed as a [B*H*W, T*C] matrix (the
+   same numbers; a contiguous matrix avoids ReLU's slow backward on a large 4-D channels-last tensor).
 3. ``nchw``: grouped convolution and batch norm in the default NCHW layout.
 4. ``unfold``: ``F.unfold`` (im2col) and one batched matrix product per layer, no grouped convolution.
 5. ``loop``: a Python loop over tasks, one plain convolution each.
 6. ``shared``: ONE weight for all T*B images (not the per-task computation): the speed a per-task kernel aims at.
 Times are milliseconds per image, forward and backward (forward + backward minus forward), the minimum over
-alternating rounds, one thread. The whole-network rows time ``inner.gradients`` (the rows and planes paths through
-the package's own network). ``--compile`` adds ``torch.compile`` of the rows network's loss (inductor, CPU) and
-reports its compile seconds. Last line: one flat JSON object.
+alternating rounds, one thread. ``net_ms_img`` times the package's own network (``inner.gradients``);
+``--compile`` adds ``torch.compile`` of its loss (inductor, CPU) and reports the compile seconds. Last line: one
+flat JSON object.
 """
 import argparse
 import json
@@ -118,18 +119,15 @@ def layer_times(net, tasks, batch, rounds) -> list[dict]:
     return rows
 
 
-def network_times(net_cls, tasks, batch, rounds, compile_: bool) -> dict:
-    """Whole network, ``inner.gradients`` per kernel path (and compiled): ms per image; compile seconds."""
-    size, channels = (28, 1) if net_cls is OmniglotCNN else (84, 3)
+def network_times(model, tasks, batch, rounds, compile_: bool) -> dict:
+    """The package's whole network, ``inner.gradients`` (and compiled): ms per image; compile seconds."""
+    size, channels = (28, 1) if isinstance(model, OmniglotCNN) else (84, 3)
     gen = torch.Generator().manual_seed(0)
-    phi = net_cls(5).init_params(gen)
-    params = stack(phi, tasks)
+    params = stack(model.init_params(gen), tasks)
     x, y = torch.rand(tasks, batch, channels, size, size, generator=gen), torch.randint(0, 5, (tasks, batch))
-    nets = {path: net_cls(5, kernel=path) for path in ("planes", "rows")}
-    jobs = {f"net_{path}": (lambda m=m: inner.gradients(m, params, x, y)) for path, m in nets.items()}
+    jobs = {"net": lambda: inner.gradients(model, params, x, y)}
     out = {}
     if compile_:
-        model = nets["rows"]
         compiled = torch.compile(lambda p, xx, yy: model.loss(p, xx, yy).sum())
         start = time.perf_counter()
         torch.autograd.grad(compiled(params, x, y), list(params.values()))
@@ -156,10 +154,10 @@ def main():
     for row in layers:
         print(f"{row['layer']:5d}  {row['in']:10s} " + " ".join(f"{row[c]:12.4f}" for c in cols))
     totals = {f"{p}_ms_img": round(sum(r[f"{p}_fwd"] + r[f"{p}_bwd"] for r in layers), 4) for p in CANDIDATES}
-    nets = network_times(net_cls, tasks, args.batch, rounds, args.compile)
+    nets = network_times(net_cls(5), tasks, args.batch, rounds, args.compile)
     out = {"device": results.device_name("cpu") + " (1 thread)", "net": args.net, "tasks": tasks, "batch": args.batch,
            **{f"blocks_{k}": v for k, v in totals.items()},
-           "rows_over_shared": round(totals["rows_ms_img"] / totals["shared_ms_img"], 3), **nets}
+           "planes_over_shared": round(totals["planes_ms_img"] / totals["shared_ms_img"], 3), **nets}
     print(json.dumps(out))
 
 

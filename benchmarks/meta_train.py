@@ -13,19 +13,17 @@ the maths are those of real data, without the decoding. Every method draws its t
    ``torch.optim.Adam`` per task (so the Adam state is reset, not carried), a Python loop over tasks.
 2. ``faithful``: ``meta.meta_step(path="faithful")``, the official serial semantics with the carried state.
 3. ``vectorised``: ``meta.meta_step(path="vectorised")``, the meta-batch as one folded network, one
-   iteration at a time as ``train.meta_train``'s per-iteration loop (the logged loss read every iteration), with
-   the device's kernel path (``models.KERNELS``); ``vectorised_planes`` and ``vectorised_rows`` force each one.
+   iteration at a time as ``train.meta_train``'s per-iteration loop (the logged loss read every iteration).
 4. ``graphed`` (CUDA only): ``graphs.StaticStep``, the same vectorised step captured once as a CUDA graph and
    replayed, the losses read every ``graphs.SYNC`` iterations, with cuDNN's deterministic algorithms: what
    ``train --deterministic`` runs on a GPU.
 5. ``graphed_autotune`` (CUDA only): the same with cuDNN's autotuned algorithms: what ``train`` runs on a GPU.
 The other paths run as ``train`` would (autotuned cuDNN).
 Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): naive per task (deep copy, new
-optimiser, N+1 forwards) vs ``evaluation.evaluate`` as it runs by default (``vectorised_eval``: the device's
-kernel path, ``evaluation.choose_chunk_size``'s chunk, reported as ``eval_chunk_size``), with each kernel path at
-that chunk (``planes_eval``, ``rows_eval``) and as evaluation ran before the chunk was measured (``chunk100_eval``:
-planes, 100 tasks at once). Methods are timed in alternating rounds so a shared machine's load drifts over all of
-them alike; on the CPU one thread each. Last line: one flat JSON object (keys of docs/cli.md §4).
+optimiser, N+1 forwards) vs ``evaluation.evaluate`` as it runs by default (``vectorised_eval``: on a CPU
+``evaluation.choose_chunk_size``'s chunk, reported as ``eval_chunk_size``) and with the fixed 100 tasks at once it
+used on a CPU before (``chunk100_eval``). Methods are timed in alternating rounds so a shared machine's load drifts
+over all of them alike; on the CPU one thread each. Last line: one flat JSON object (keys of docs/cli.md §4).
 """
 import argparse
 import copy
@@ -37,12 +35,11 @@ from torch import nn
 
 from reptile_edu import budget, evaluation, meta, presets, results, train
 from reptile_edu.fast import graphs
-from reptile_edu.models import KERNEL_PATHS, TF_BN_EPSILON
+from reptile_edu.models import TF_BN_EPSILON
 from reptile_edu.tasks import ImageDataset, eval_episodes, support_batches
 from reptile_edu.train import cudnn_mode
 
-PATHS = ("naive", "faithful", "vectorised", "vectorised_planes", "vectorised_rows", "graphed",
-         "graphed_autotune")  # graphed*: CUDA only
+PATHS = ("naive", "faithful", "vectorised", "graphed", "graphed_autotune")  # graphed*: CUDA only
 SHAPES = {"omniglot": (4800, 20, 1, 28, 28), "miniimagenet": (64, 600, 3, 84, 84)}
 
 
@@ -121,7 +118,8 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: bool = True) -> dict:
+def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: bool = True, rounds: int | None = None,
+            eval_tasks: int | None = None) -> dict:
     smoke = budget(False, True)
     dev = torch.device(device)
     if dev.type == "cpu":
@@ -130,22 +128,20 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     data, source = dataset_for(config, data_root, smoke, dev)
     lr, n = config.inner_lr, config.num_classes
     eval_batch = presets.eval_batch_size(preset, 1, config.eval_batch_size)
-    rounds, iters, eval_tasks = budget(3 if dev.type == "cpu" else 2, 1), budget(6 if dev.type == "cpu" else 20, 1), \
-        budget(20, 2)
-    big_eval = budget(100 if dev.type == "cpu" else 1000, 2)
+    rounds = rounds or budget(3 if dev.type == "cpu" else 2, 1)
+    iters, naive_tasks = budget(6 if dev.type == "cpu" else 20, 1), budget(20, 2)
+    big_eval = eval_tasks or budget(100 if dev.type == "cpu" else 1000, 2)
     gen = torch.Generator().manual_seed(0)
     model = train.build_model(config)
-    kernels = {kernel: type(model)(n, kernel=kernel) for kernel in KERNEL_PATHS}
     net = naive_net(model).to(dev)
     phi = {k: v.to(dev) for k, v in model.init_params(gen).items()}
-    states = dict.fromkeys(["faithful", "vectorised"] + [f"vectorised_{k}" for k in KERNEL_PATHS])
+    states = {"faithful": None, "vectorised": None}
 
     def batches():
         return [(x.to(dev), y.to(dev)) for x, y in train.sample_batches(config, gen, data)]
 
-    def run_path(name, net=model):
-        path = "faithful" if name == "faithful" else "vectorised"
-        d, states[name], losses = meta.meta_step("reptile", net, phi, batches(), "adam", lr, states[name], path)
+    def run_path(path):
+        d, states[path], losses = meta.meta_step("reptile", model, phi, batches(), "adam", lr, states[path], path)
         for k, p in phi.items():
             p.add_(d[k] * 0.5)
         losses[0].mean().item()  # the per-iteration loop reads the logged loss every iteration
@@ -154,8 +150,6 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     jobs = {"naive": (lambda: naive_meta_step(net, batches(), 0.5, lr), 1, iters),
             "faithful": (lambda: run_path("faithful"), 1, iters),
             "vectorised": (lambda: run_path("vectorised"), 1, iters)}
-    for kernel, m in kernels.items():
-        jobs[f"vectorised_{kernel}"] = (lambda name=f"vectorised_{kernel}", m=m: run_path(name, m), 1, iters)
     if dev.type == "cuda":  # the graph path is timed over whole chunks (one host sync each), as train runs it
         for name, deterministic in (("graphed", True), ("graphed_autotune", False)):
             jobs[name] = (graphed(config.replace(deterministic=deterministic), model, data), graphs.SYNC,
@@ -164,7 +158,7 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     cudnn_mode(False)  # the eager paths as train runs them
 
     def naive_eval():
-        for _ in range(eval_tasks):
+        for _ in range(naive_tasks):
             sx, sy, qx, qy = eval_episodes(data, n, 1, 1, gen)
             steps = support_batches(sx, sy, eval_batch, config.eval_inner_iters, gen)
             naive_predict(naive_adapt(net, [(x[0], y[0]) for x, y in steps], lr), sx[0], qx[0])
@@ -174,8 +168,8 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     chunk = evaluation.choose_chunk_size(model, phi, data, num_classes=n, num_shots=1, eval_batch_size=eval_batch,
                                          max_tasks=big_eval) if evaluate else None
 
-    def ours_eval(net=model, chunk_size=None):
-        return lambda: evaluation.evaluate(net, phi, states["faithful"], data, chunk_size=chunk_size, **settings)
+    def ours_eval(chunk_size=None):
+        return lambda: evaluation.evaluate(model, phi, states["faithful"], data, chunk_size=chunk_size, **settings)
 
     for job, _, _ in jobs.values():  # warm-up (cuDNN / oneDNN set-up; the graph is captured here)
         job()
@@ -183,8 +177,7 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     evals = [("naive_eval", naive_eval)] if evaluate and "naive" in paths else []
     if evaluate:
         evals += [("vectorised_eval", ours_eval())]
-        evals += [(f"{kernel}_eval", ours_eval(m, chunk)) for kernel, m in kernels.items()]
-        evals += [("chunk100_eval", ours_eval(kernels["planes"], 100))]
+        evals += [("chunk100_eval", ours_eval(100))]
         for _, job in evals[1:]:
             job()  # warm-up
     seconds = dict.fromkeys(list(jobs) + [name for name, _ in evals], 0.0)
@@ -201,7 +194,7 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
             sync(dev)
             seconds[name] += time.perf_counter() - start
     it_s = {name: rounds * calls * per / seconds[name] for name, (_, per, calls) in jobs.items()}
-    eval_s = {name: rounds * (eval_tasks if name == "naive_eval" else big_eval) / seconds[name] for name, _ in evals}
+    eval_s = {name: rounds * (naive_tasks if name == "naive_eval" else big_eval) / seconds[name] for name, _ in evals}
     out = {"device": results.device_name(dev) + (" (1 thread)" if dev.type == "cpu" else ""), "preset": preset,
            "data": source}
     out.update({f"{name}_it_s": round(rate, 3) for name, rate in it_s.items()})
@@ -222,8 +215,11 @@ def main():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--data-root", help="real data (holds omniglot/ or miniimagenet/); default: random pixels")
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, help="what to time (default all)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3 on CPU, 2 on CUDA)")
+    parser.add_argument("--eval-tasks", type=int, help="tasks per evaluation of ours (default 100 on CPU, 1000 on CUDA)")
     args = parser.parse_args()
-    print(json.dumps(measure(args.preset, args.device, args.data_root, args.paths)))
+    print(json.dumps(measure(args.preset, args.device, args.data_root, args.paths, rounds=args.rounds,
+                             eval_tasks=args.eval_tasks)))
 
 
 if __name__ == "__main__":

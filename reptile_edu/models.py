@@ -111,14 +111,6 @@ class SineMLP:
 
 TF_BN_EPSILON = 1e-3  # tf.layers.batch_normalization's default (PyTorch's is 1e-5)
 
-# How the folded network runs batch norm and ReLU around its grouped convolutions (T > 1), per device type.
-# "planes": on the 4-D channels-last activation [B, T*C, H, W]. "rows": on the same memory viewed as the
-# contiguous matrix [B*H*W, T*C] (batch norm's statistics are per column: the same numbers). On a CPU, ReLU's
-# backward is many times slower on a 4-D channels-last tensor than on a contiguous one, so "rows" wins there
-# (benchmarks/conv_paths.py); the GPU keeps "planes", whose speed there was measured.
-KERNEL_PATHS = ("planes", "rows")
-KERNELS = {"cpu": "rows", "cuda": "planes"}
-
 
 def _glorot_conv(in_ch: int, out_ch: int, generator):
     # TF's glorot_uniform for a 3x3 kernel: fan_in = 9*in, fan_out = 9*out, limit = sqrt(6 / (fan_in + fan_out)).
@@ -140,9 +132,10 @@ class _ConvNet:
     statistics (the official code always runs it with ``training=True``, evaluation included).
 
     Why not ``torch.func.vmap(grad(loss))``: it lowers batched-weight convolutions to the same grouped
-    convolution, plus tracing overhead. ``benchmarks/conv_paths.py`` times the other candidates side by side
-    (unfold + one batched matrix product per layer, a loop over tasks, NCHW, ``torch.compile``); on a CPU the
-    channels-last grouped convolution wins, and what runs around it is ``KERNELS``'s choice per device.
+    convolution, plus tracing overhead. ``benchmarks/conv_paths.py`` times the other candidates layer by layer
+    (NCHW, batch norm on a matrix view, unfold + one batched matrix product, a loop over tasks, ``torch.compile``)
+    against one weight shared by all images; on a CPU none beats this fold, which runs within a few tens of
+    percent of the shared-weight speed, so we keep it.
 
     Initialisation is TF's default (supervised-reptile issue #7): Glorot-uniform kernels, zero biases, BN gamma 1,
     beta 0. Conv biases are kept (they make the official networks' parameter counts) although batch norm cancels them.
@@ -155,13 +148,10 @@ class _ConvNet:
     pool = False
     features = 256
 
-    def __init__(self, num_classes: int = 5, kernel: str | None = None):
+    def __init__(self, num_classes: int = 5):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (got {num_classes})")
-        if kernel is not None and kernel not in KERNEL_PATHS:
-            raise ValueError(f"kernel must be one of {', '.join(KERNEL_PATHS)} (got {kernel!r})")
         self.num_classes = num_classes
-        self.kernel = kernel  # None: KERNELS's choice for the input's device
 
     def init_params(self, generator: torch.Generator | None = None) -> Params:
         params, in_ch = {}, self.in_channels
@@ -179,7 +169,6 @@ class _ConvNet:
         """x [T, B, C, H, W] -> logits [T, B, num_classes], each task with its own parameters."""
         F = torch.nn.functional
         t, b = x.shape[:2]
-        rows = t > 1 and (self.kernel or KERNELS.get(x.device.type, "planes")) == "rows"
         h = x.transpose(0, 1).reshape(b, t * x.shape[2], *x.shape[3:])
         if t > 1:  # channels-last pays for grouped convolutions; a single task runs faster in NCHW on CPU
             h = h.contiguous(memory_format=torch.channels_last)
@@ -187,18 +176,11 @@ class _ConvNet:
             w = params[f"conv{i}.w"]
             h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), params[f"conv{i}.b"].reshape(-1),
                          stride=self.stride, padding=1, groups=t)
-            gamma, beta = params[f"bn{i}.gamma"].reshape(-1), params[f"bn{i}.beta"].reshape(-1)
-            if rows:  # ReLU before the pool: max and ReLU commute, so this is the same function
-                n, c, height, width = h.shape
-                m = h.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels-last memory is [B, H, W, T*C]
-                m = F.relu(F.batch_norm(m, None, None, gamma, beta, training=True, eps=TF_BN_EPSILON))
-                h = m.view(n, height, width, c).permute(0, 3, 1, 2)
-            else:
-                h = F.batch_norm(h, None, None, gamma, beta, training=True, eps=TF_BN_EPSILON)
+            h = F.batch_norm(h, None, None, params[f"bn{i}.gamma"].reshape(-1), params[f"bn{i}.beta"].reshape(-1),
+                             training=True, eps=TF_BN_EPSILON)
             if self.pool:  # TF 'same' pooling = ceil mode: 84 -> 42 -> 21 -> 11 -> 6
                 h = F.max_pool2d(h, 2, 2, ceil_mode=True)
-            if not rows:
-                h = F.relu(h)
+            h = F.relu(h)
         h = h.reshape(b, t, self.channels, -1).flatten(2).transpose(0, 1)  # [T, B, features]
         return torch.baddbmm(params["dense.b"], h, params["dense.w"])
 

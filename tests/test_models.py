@@ -1,7 +1,6 @@
 """The image networks: the spec's parameter counts, TF initialisation, per-task batch norm, summed loss.
 
-The folded forward (tasks as channel groups) is checked against plain ``torch.nn`` layers run task by task, and its
-kernel paths (``models.KERNEL_PATHS``) against each other: forward, gradients, a meta-iteration, an evaluation.
+The folded forward (tasks as channel groups) is checked against plain ``torch.nn`` layers run task by task.
 """
 import math
 
@@ -9,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from reptile_edu import evaluation, inner, meta
-from reptile_edu.models import KERNEL_PATHS, TF_BN_EPSILON, MiniImageNetCNN, OmniglotCNN, num_parameters, stack
+from reptile_edu.models import TF_BN_EPSILON, MiniImageNetCNN, OmniglotCNN, num_parameters, stack
 
 
 @pytest.mark.parametrize("model, count", [(OmniglotCNN(5), 113_221), (OmniglotCNN(20), 117_076),
@@ -45,10 +43,8 @@ def _reference(model, params, x):
     return h @ params["dense.w"] + params["dense.b"]
 
 
-@pytest.mark.parametrize("kernel", KERNEL_PATHS)
-@pytest.mark.parametrize("net, shape", [(OmniglotCNN, (1, 28, 28)), (MiniImageNetCNN, (3, 84, 84))])
-def test_folded_forward_equals_per_task_torch_nn(net, shape, kernel):
-    model = net(5, kernel=kernel)
+@pytest.mark.parametrize("model, shape", [(OmniglotCNN(5), (1, 28, 28)), (MiniImageNetCNN(5), (3, 84, 84))])
+def test_folded_forward_equals_per_task_torch_nn(model, shape):
     gen = torch.Generator().manual_seed(1)
     per_task = [{k: v + 0.1 * torch.randn(v.shape, generator=gen) for k, v in model.init_params(gen).items()}
                 for _ in range(3)]
@@ -84,47 +80,6 @@ def test_loss_is_the_per_task_sum_of_cross_entropies():
         torch.testing.assert_close(model.loss(params, x, y), expected)
 
 
-def test_bad_num_classes_and_kernel():
+def test_bad_num_classes():
     with pytest.raises(ValueError, match="num_classes"):
         OmniglotCNN(1)
-    with pytest.raises(ValueError, match="kernel must be one of planes, rows"):
-        OmniglotCNN(5, kernel="unfold")
-
-
-def _pair(net, dtype):
-    """The two kernel paths of one network, its initial weights in ``dtype``, and a batch of 3 tasks."""
-    gen = torch.Generator().manual_seed(2)
-    planes, rows = net(5, kernel="planes"), net(5, kernel="rows")
-    phi = {k: v.to(dtype) for k, v in planes.init_params(gen).items()}
-    shape = (1, 28, 28) if net is OmniglotCNN else (3, 84, 84)
-    x, y = torch.rand(3, 6, *shape, generator=gen, dtype=dtype), torch.randint(0, 5, (3, 6), generator=gen)
-    return planes, rows, phi, x, y
-
-
-@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-10), (torch.float32, None)])
-@pytest.mark.parametrize("net", [OmniglotCNN, MiniImageNetCNN])
-def test_kernel_paths_give_the_same_logits_and_gradients(net, dtype, atol):
-    planes, rows, phi, x, y = _pair(net, dtype)
-    params = stack(phi, 3)
-    tol = {} if atol is None else {"rtol": 0, "atol": atol}  # float32: assert_close's float32 rounding tolerance
-    with torch.no_grad():
-        torch.testing.assert_close(rows.forward(params, x), planes.forward(params, x), **tol)
-    (la, ga), (lb, gb) = inner.gradients(planes, params, x, y), inner.gradients(rows, params, x, y)
-    torch.testing.assert_close(lb, la, **tol)
-    for a, b in zip(ga, gb):
-        torch.testing.assert_close(b, a, **tol)
-
-
-def test_kernel_paths_give_the_same_meta_iteration_and_evaluation(tiny_omniglot):
-    planes, rows, phi, x, y = _pair(OmniglotCNN, torch.float64)
-    batches = [(x[:, i:i + 3], y[:, i:i + 3]) for i in (0, 3)]
-    (da, sa, _), (db, sb, _) = (meta.meta_step("reptile", m, phi, batches, "adam", 1e-3) for m in (planes, rows))
-    for k in phi:
-        torch.testing.assert_close(db[k], da[k], rtol=0, atol=1e-10)
-        torch.testing.assert_close(sb["v"][k], sa["v"][k], rtol=0, atol=1e-10)
-    settings = dict(num_classes=5, num_shots=1, num_tasks=6, eval_batch_size=5, eval_inner_iters=3, inner_lr=1e-3,
-                    chunk_size=3)
-    data = tiny_omniglot()
-    a, b = (evaluation.evaluate(m, phi, None, data, **settings) for m in (planes, rows))
-    for mode in evaluation.MODES:
-        assert torch.equal(a["per_task"][mode], b["per_task"][mode])
