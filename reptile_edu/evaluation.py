@@ -108,14 +108,14 @@ _measured_chunks: dict[tuple, int] = {}
 
 
 def choose_chunk_size(model, phi: Params, dataset, *, num_classes: int, num_shots: int, eval_batch_size: int,
-               optimizer: str = "adam", max_tasks: int = CHUNK_CANDIDATES[-1]) -> int:
-    """How many tasks ``evaluate`` adapts at once: ``CHUNK`` on a GPU; on a CPU the candidate (at most
-    ``max_tasks``) with the least time per task for one inner step on this dataset's images, timed once per
-    process and setting. Candidates are tried from small to large until the time per task is 30% above the best;
-    within 5% of the best the smaller chunk is kept (less memory, and a choice that noise does not flip)."""
+                      optimizer: str = "adam", max_tasks: int = CHUNK_CANDIDATES[-1]) -> int:
+    """How many tasks ``evaluate`` adapts at once: ``CHUNK`` on a GPU (100 on other accelerators); on a CPU the
+    candidate (at most ``max_tasks``) with the least time per task for one inner step on this dataset's images,
+    timed once per process and setting. Candidates are tried from small to large until the time per task is 30%
+    above the best; within 5% of the best the smaller chunk is kept (less memory, and a choice noise rarely flips)."""
     first = next(iter(phi.values()))
-    if first.device.type in CHUNK:
-        return CHUNK[first.device.type]
+    if first.device.type != "cpu":  # an accelerator runs asynchronously: a host clock would time the launches only
+        return CHUNK.get(first.device.type, CHUNK_CANDIDATES[-1])
     candidates = [c for c in CHUNK_CANDIDATES if c <= max_tasks] or [1]
     shape = tuple(dataset.images.shape[2:])
     batch = min(eval_batch_size, num_classes * num_shots)
