@@ -140,3 +140,21 @@ def test_cpu_chunk_size_is_measured_once_per_setting_within_the_task_count(monke
     out = evaluation.evaluate(model, phi, None, data, num_tasks=7, eval_inner_iters=2, inner_lr=1e-3, **setting)
     assert out["chunk_size"] == chosen  # the default is the measured choice, and the result says which
     assert evaluation.choose_chunk_size(model, phi, data, max_tasks=1, **setting) == 1
+
+
+def test_chunks_run_in_parallel_on_a_cpu_with_the_same_results_and_threads_restored():
+    model, data = Tiny(3), toy()
+    phi = {k: v.double() for k, v in model.init_params(torch.Generator().manual_seed(0)).items()}
+    args = dict(num_classes=3, num_shots=1, num_tasks=7, eval_batch_size=3, eval_inner_iters=3, inner_lr=1e-2,
+                chunk_size=2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = evaluation.evaluate(model, phi, None, data, **args)
+        torch.set_num_threads(3)  # three chunks at once, one thread each
+        parallel = evaluation.evaluate(model, phi, None, data, **args)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+    for mode in evaluation.MODES:
+        assert torch.equal(serial["per_task"][mode], parallel["per_task"][mode])  # in task order
