@@ -23,11 +23,14 @@ Evaluation (1-shot, the preset's eval batch, 50 steps, both prediction modes): n
 optimiser, N+1 forwards) vs ``evaluation.evaluate`` as it runs by default (``vectorised_eval``: on a CPU
 ``evaluation.choose_chunk_size``'s chunk, reported as ``eval_chunk_size``) and with the fixed 100 tasks at once it
 used on a CPU before (``chunk100_eval``). Methods are timed in alternating rounds so a shared machine's load drifts
-over all of them alike; on the CPU one thread each. Last line: one flat JSON object (keys of docs/cli.md §4).
+over all of them alike; on the CPU one thread each, and then both evaluations again on every core as torch runs
+by default (``*_eval_cores``: the loop with intra-op threads, ours with one chunk per core). Last line: one flat
+JSON object (keys of docs/cli.md §4).
 """
 import argparse
 import copy
 import json
+import os
 import time
 
 import torch
@@ -178,8 +181,12 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     if evaluate:
         evals += [("vectorised_eval", ours_eval())]
         evals += [("chunk100_eval", ours_eval(100))]
-        for _, job in evals[1:]:
-            job()  # warm-up
+    cores = os.cpu_count() or 1
+    if evaluate and dev.type == "cpu" and cores > 1:  # as users run it: torch's default of every core
+        evals += [(f"{name}_cores", on_cores(job, cores)) for name, job in evals if name != "chunk100_eval"]
+    for name, job in evals:
+        if name != "naive_eval":
+            job()  # warm-up (and the chunk measurement, once per thread count)
     seconds = dict.fromkeys(list(jobs) + [name for name, _ in evals], 0.0)
     for _ in range(rounds):
         for name, (job, _, calls) in jobs.items():
@@ -194,7 +201,8 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
             sync(dev)
             seconds[name] += time.perf_counter() - start
     it_s = {name: rounds * calls * per / seconds[name] for name, (_, per, calls) in jobs.items()}
-    eval_s = {name: rounds * (naive_tasks if name == "naive_eval" else big_eval) / seconds[name] for name, _ in evals}
+    eval_s = {name: rounds * (naive_tasks if name.startswith("naive") else big_eval) / seconds[name]
+              for name, _ in evals}
     out = {"device": results.device_name(dev) + (" (1 thread)" if dev.type == "cpu" else ""), "preset": preset,
            "data": source}
     out.update({f"{name}_it_s": round(rate, 3) for name, rate in it_s.items()})
@@ -203,9 +211,23 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
     out.update({f"{name}_tasks_s": round(rate, 3) for name, rate in eval_s.items()})
     if "naive_eval" in eval_s:
         out["eval_speedup"] = round(eval_s["vectorised_eval"] / eval_s["naive_eval"], 3)
+    if "naive_eval_cores" in eval_s:
+        out.update(cores=cores, eval_cores_speedup=round(eval_s["vectorised_eval_cores"] / eval_s["naive_eval_cores"], 3))
     if evaluate:
         out["eval_chunk_size"] = chunk
     return out
+
+
+def on_cores(job, cores: int):
+    """``job`` run with torch's intra-op threads on ``cores`` cores (the rest of the benchmark uses one)."""
+    def run():
+        torch.set_num_threads(cores)
+        try:
+            job()
+        finally:
+            torch.set_num_threads(1)
+
+    return run
 
 
 def main():
