@@ -105,7 +105,8 @@ def sine_probe(tasks: SineEvalSet, steps: int = 32, lr: float = 0.02):
 # batch and the CPU, so it is measured (``choose_chunk_size``).
 CHUNK = {"cuda": 500}
 CHUNK_CANDIDATES = (1, 2, 5, 10, 20, 50, 100)
-MEASURED_SECONDS = 0.05  # the length of one timing of a candidate (three timings, the fastest counts)
+MEASURED_SECONDS = 0.05  # the length of one timing of a candidate
+MEASURED_PASSES = 4
 _measured_chunks: dict[tuple, int] = {}
 
 
@@ -113,8 +114,9 @@ def choose_chunk_size(model, phi: Params, dataset, *, num_classes: int, num_shot
                       optimizer: str = "adam", max_tasks: int = CHUNK_CANDIDATES[-1]) -> int:
     """How many tasks ``evaluate`` adapts at once: ``CHUNK`` on a GPU (100 on other accelerators); on a CPU the
     candidate (at most ``max_tasks``) with the least time per task and inner step on this dataset's images,
-    timed once per process and setting. Candidates are tried from small to large until the time per task is 30%
-    above the best; within 5% of the best the smaller chunk is kept (less memory, and a choice noise rarely flips)."""
+    timed once per process and setting. Candidates are tried from small to large until two in a row take 30% more
+    time per task than the best, then all are timed ``MEASURED_PASSES`` more times in turn (the fastest timing
+    counts); within 5% of the best the smaller chunk is kept (less memory, and a choice that noise rarely flips)."""
     first = next(iter(phi.values()))
     if first.device.type != "cpu":  # an accelerator runs asynchronously: a host clock would time the launches only
         return CHUNK.get(first.device.type, CHUNK_CANDIDATES[-1])
@@ -127,21 +129,29 @@ def choose_chunk_size(model, phi: Params, dataset, *, num_classes: int, num_shot
         gen = torch.Generator().manual_seed(0)  # its own generator: the evaluation's task list is untouched
         sx, sy, _, _ = tasks_lib.eval_episodes(dataset, num_classes, num_shots, 1, gen)
         x, y = tasks_lib.support_batches(sx.to(first.device, first.dtype), sy.to(first.device), batch, 1, gen)[0]
-        per_task = {}
-        for c in candidates:
+        runs, seconds = {}, {}  # per candidate: (params, steps) and the time per task and step of each timing
+
+        def timing(c):
+            params, steps = runs[c]
+            start = time.perf_counter()
+            inner.run(model, params, steps, optimizer, 1e-3)
+            seconds[c].append((time.perf_counter() - start) / (c * len(steps)))
+
+        for c in candidates:  # small to large, until two in a row are clearly slower than the best
             xs, ys = x.expand(c, *x.shape[1:]).contiguous(), y.expand(c, *y.shape[1:]).contiguous()
             params = stack(phi, c)
             start = time.perf_counter()
             inner.run(model, params, [(xs, ys)], optimizer, 1e-3)  # warm-up, and how long a step takes
-            steps = [(xs, ys)] * max(1, math.ceil(MEASURED_SECONDS / (time.perf_counter() - start)))
-            seconds = []
-            for _ in range(3):
-                start = time.perf_counter()
-                inner.run(model, params, steps, optimizer, 1e-3)
-                seconds.append(time.perf_counter() - start)
-            per_task[c] = min(seconds) / (c * len(steps))
-            if per_task[c] > 1.3 * min(per_task.values()):
+            runs[c] = params, [(xs, ys)] * max(1, math.ceil(MEASURED_SECONDS / (time.perf_counter() - start)))
+            seconds[c] = []
+            timing(c)
+            best = min(min(t) for t in seconds.values())
+            if len(seconds) > 2 and all(min(seconds[d]) > 1.3 * best for d in list(seconds)[-2:]):
                 break
+        for _ in range(MEASURED_PASSES):  # more passes, interleaved: a burst of load slows every candidate alike
+            for c in runs:
+                timing(c)
+        per_task = {c: min(t) for c, t in seconds.items()}
         best = min(per_task.values())
         _measured_chunks[key] = min(c for c, t in per_task.items() if t <= 1.05 * best)
     return _measured_chunks[key]
