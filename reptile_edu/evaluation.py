@@ -245,13 +245,18 @@ def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_class
 
         done, pending = [], []
         with ThreadPoolExecutor(workers) as pool:
-            for first in range(0, num_tasks, chunk_size):  # drawn in order here: the task list is eval_seed's
-                chunk = _sample_tasks(dataset, num_classes, num_shots, min(chunk_size, num_tasks - first),
-                                      eval_batch_size, eval_inner_iters, replacement, generator)
-                pending.append(pool.submit(score, chunk))
-                if len(pending) > workers:  # at most one chunk waiting per worker: memory stays bounded
-                    done.append(pending.pop(0).result())
-            done += [future.result() for future in pending]
+            try:
+                for first in range(0, num_tasks, chunk_size):  # drawn in order here: the task list is eval_seed's
+                    chunk = _sample_tasks(dataset, num_classes, num_shots, min(chunk_size, num_tasks - first),
+                                          eval_batch_size, eval_inner_iters, replacement, generator)
+                    pending.append(pool.submit(score, chunk))
+                    if len(pending) > workers:  # at most one chunk waiting per worker: memory stays bounded
+                        done.append(pending.pop(0).result())
+                done += [future.result() for future in pending]
+            except BaseException:  # Ctrl-C or an error: drop the chunks not started
+                for future in pending:
+                    future.cancel()
+                raise
     finally:
         torch.set_num_threads(threads)
     per_task = {mode: torch.cat([d[mode] for d in done]) for mode in MODES}

@@ -158,3 +158,20 @@ def test_chunks_run_in_parallel_on_a_cpu_with_the_same_results_and_threads_resto
         torch.set_num_threads(threads)
     for mode in evaluation.MODES:
         assert torch.equal(serial["per_task"][mode], parallel["per_task"][mode])  # in task order
+
+
+def test_an_error_in_a_parallel_chunk_reaches_the_caller_and_restores_the_threads():
+    class Broken(Tiny):
+        def forward(self, params, x):
+            raise RuntimeError("boom")
+
+    model, threads = Broken(3), torch.get_num_threads()
+    phi = model.init_params(torch.Generator().manual_seed(0))
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="boom"):
+            evaluation.evaluate(model, phi, None, toy(), num_classes=3, num_shots=1, num_tasks=6, eval_batch_size=3,
+                                eval_inner_iters=2, inner_lr=1e-3, chunk_size=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
