@@ -168,8 +168,8 @@ def measure(preset: str, device: str, data_root=None, paths=PATHS, evaluate: boo
 
     settings = dict(num_classes=n, num_shots=1, num_tasks=big_eval, eval_batch_size=eval_batch,
                     eval_inner_iters=config.eval_inner_iters, inner_lr=lr)
-    chunk = evaluation.choose_chunk_size(model, phi, data, num_classes=n, num_shots=1, eval_batch_size=eval_batch,
-                                         max_tasks=big_eval) if evaluate else None
+    chunk = evaluation.choose_chunk_size(model, phi, data, num_classes=n, num_shots=1,
+                                         eval_batch_size=eval_batch) if evaluate else None
 
     def ours_eval(chunk_size=None):
         return lambda: evaluation.evaluate(model, phi, states["faithful"], data, chunk_size=chunk_size, **settings)

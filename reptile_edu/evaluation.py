@@ -104,27 +104,27 @@ def sine_probe(tasks: SineEvalSet, steps: int = 32, lr: float = 0.02):
 # On a CPU the best chunk is where a step's activations still fit the caches, which depends on the network, the
 # batch and the CPU, so it is measured (``choose_chunk_size``).
 CHUNK = {"cuda": 500}
-CHUNK_CANDIDATES = (1, 2, 5, 10, 20, 50, 100)
-MEASURED_SECONDS = 0.05  # the length of one timing of a candidate
-MEASURED_PASSES = 4
+CHUNK_CANDIDATES = (1, 2, 5, 10, 20, 50)
+MEASURED_SECONDS = 0.04  # the length of one timing of a candidate
+MEASURED_PASSES = 3
+LONGEST_STEP_S = 0.25  # a step this long has no per-operation overhead left for larger chunks to share
 _measured_chunks: dict[tuple, int] = {}
 
 
 def choose_chunk_size(model, phi: Params, dataset, *, num_classes: int, num_shots: int, eval_batch_size: int,
-                      optimizer: str = "adam", max_tasks: int = CHUNK_CANDIDATES[-1]) -> int:
+                      optimizer: str = "adam") -> int:
     """How many tasks ``evaluate`` adapts at once: ``CHUNK`` on a GPU (100 on other accelerators); on a CPU the
-    candidate (at most ``max_tasks``) with the least time per task and inner step on this dataset's images,
-    timed once per process and setting. Candidates are tried from small to large until two in a row take 30% more
-    time per task than the best, then all are timed ``MEASURED_PASSES`` more times in turn (the fastest timing
-    counts); within 5% of the best the smaller chunk is kept (less memory, and a choice that noise rarely flips)."""
+    candidate with the least time per task and inner step on this dataset's images, timed once per process and
+    setting (network, image and batch shape, dtype, optimiser, threads). Candidates are tried from small to large
+    until one step takes ``LONGEST_STEP_S`` or two in a row take 30% more time per task than the best; those
+    within 30% of it are timed ``MEASURED_PASSES`` more times in turn (the fastest timing counts), and within 5%
+    of the best the smaller chunk is kept (less memory, and a choice that noise rarely flips)."""
     first = next(iter(phi.values()))
     if first.device.type != "cpu":  # an accelerator runs asynchronously: a host clock would time the launches only
-        return CHUNK.get(first.device.type, CHUNK_CANDIDATES[-1])
-    candidates = [c for c in CHUNK_CANDIDATES if c <= max_tasks] or [1]
+        return CHUNK.get(first.device.type, 100)
     shape = tuple(dataset.images.shape[2:])
     batch = min(eval_batch_size, num_classes * num_shots)
-    key = (type(model).__name__, num_classes, shape, batch, first.dtype, optimizer, candidates[-1],
-           torch.get_num_threads())
+    key = (type(model).__name__, num_classes, shape, batch, first.dtype, optimizer, torch.get_num_threads())
     if key not in _measured_chunks:
         gen = torch.Generator().manual_seed(0)  # its own generator: the evaluation's task list is untouched
         sx, sy, _, _ = tasks_lib.eval_episodes(dataset, num_classes, num_shots, 1, gen)
@@ -137,19 +137,22 @@ def choose_chunk_size(model, phi: Params, dataset, *, num_classes: int, num_shot
             inner.run(model, params, steps, optimizer, 1e-3)
             seconds[c].append((time.perf_counter() - start) / (c * len(steps)))
 
-        for c in candidates:  # small to large, until two in a row are clearly slower than the best
+        for c in CHUNK_CANDIDATES:  # small to large, until two in a row are clearly slower than the best
             xs, ys = x.expand(c, *x.shape[1:]).contiguous(), y.expand(c, *y.shape[1:]).contiguous()
             params = stack(phi, c)
             start = time.perf_counter()
             inner.run(model, params, [(xs, ys)], optimizer, 1e-3)  # warm-up, and how long a step takes
-            runs[c] = params, [(xs, ys)] * max(1, math.ceil(MEASURED_SECONDS / (time.perf_counter() - start)))
+            step_s = time.perf_counter() - start
+            runs[c] = params, [(xs, ys)] * max(1, math.ceil(MEASURED_SECONDS / step_s))
             seconds[c] = []
             timing(c)
             best = min(min(t) for t in seconds.values())
-            if len(seconds) > 2 and all(min(seconds[d]) > 1.3 * best for d in list(seconds)[-2:]):
+            if step_s > LONGEST_STEP_S or (len(seconds) > 2 and all(min(seconds[d]) > 1.3 * best
+                                                                     for d in list(seconds)[-2:])):
                 break
+        contenders = [c for c, t in seconds.items() if min(t) <= 1.3 * best]
         for _ in range(MEASURED_PASSES):  # more passes, interleaved: a burst of load slows every candidate alike
-            for c in runs:
+            for c in contenders:
                 timing(c)
         per_task = {c: min(t) for c, t in seconds.items()}
         best = min(per_task.values())
@@ -206,7 +209,8 @@ def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_class
              num_tasks: int, eval_batch_size: int, eval_inner_iters: int, inner_lr: float, eval_seed: int = 0,
              optimizer: str = "adam", replacement: bool = False, chunk_size: int | None = None) -> dict:
     """The official evaluation on ``num_tasks`` fixed-seed N-way K-shot tasks, ``chunk_size`` tasks at a time
-    (default ``choose_chunk_size``'s for phi's device). Within float rounding the results do not depend on it.
+    (default ``choose_chunk_size``'s for phi's device, at most an equal share of the tasks per CPU worker). Within
+    float rounding the results do not depend on it.
 
     Each task: N*K support images and one query per class; ``eval_inner_iters`` steps of the inner optimiser on
     ``eval_batch_size`` minibatches of the support set (cycling sampler), starting from phi and from the CURRENT
@@ -228,9 +232,10 @@ def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_class
     workers = threads if device.type == "cpu" else 1
     torch.set_num_threads(1 if workers > 1 else threads)
     try:
-        if chunk_size is None:
-            chunk_size = choose_chunk_size(model, phi, dataset, num_classes=num_classes, num_shots=num_shots,
-                                           eval_batch_size=eval_batch_size, optimizer=optimizer, max_tasks=num_tasks)
+        if chunk_size is None:  # the measured chunk, small enough that every worker gets one
+            chunk_size = min(choose_chunk_size(model, phi, dataset, num_classes=num_classes, num_shots=num_shots,
+                                               eval_batch_size=eval_batch_size, optimizer=optimizer),
+                             -(-num_tasks // workers))
         generator = torch.Generator().manual_seed(eval_seed)
         dtype = next(iter(phi.values())).dtype
 

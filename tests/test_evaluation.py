@@ -124,22 +124,28 @@ def test_bad_input_names_the_parameter():
                             eval_batch_size=3, eval_inner_iters=2, inner_lr=1e-3)
 
 
-def test_cpu_chunk_size_is_measured_once_per_setting_within_the_task_count(monkeypatch):
+def test_cpu_chunk_size_is_measured_once_per_setting_and_shared_out_over_the_workers(monkeypatch):
     model, data = Tiny(3), toy()
     phi = model.init_params(torch.Generator().manual_seed(0))
     setting = dict(num_classes=3, num_shots=1, eval_batch_size=3)
-    chosen = evaluation.choose_chunk_size(model, phi, data, max_tasks=7, **setting)
-    assert chosen in evaluation.CHUNK_CANDIDATES and chosen <= 7
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # what evaluate measures with when it runs one chunk per core
+        chosen = evaluation.choose_chunk_size(model, phi, data, **setting)
+        assert chosen in evaluation.CHUNK_CANDIDATES
 
-    def no_clock():
-        raise AssertionError("a measured setting was timed again")
+        def no_clock():
+            raise AssertionError("a measured setting was timed again")
 
-    monkeypatch.setattr(evaluation.time, "perf_counter", no_clock)
-    assert evaluation.choose_chunk_size(model, phi, data, max_tasks=7, **setting) == chosen
-    monkeypatch.undo()
-    out = evaluation.evaluate(model, phi, None, data, num_tasks=7, eval_inner_iters=2, inner_lr=1e-3, **setting)
-    assert out["chunk_size"] == chosen  # the default is the measured choice, and the result says which
-    assert evaluation.choose_chunk_size(model, phi, data, max_tasks=1, **setting) == 1
+        monkeypatch.setattr(evaluation.time, "perf_counter", no_clock)
+        assert evaluation.choose_chunk_size(model, phi, data, **setting) == chosen
+        monkeypatch.undo()
+        for cores in (1, 2):
+            torch.set_num_threads(cores)
+            out = evaluation.evaluate(model, phi, None, data, num_tasks=7, eval_inner_iters=2, inner_lr=1e-3, **setting)
+            assert out["chunk_size"] == min(chosen, -(-7 // cores))  # the result says which chunk ran
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_chunks_run_in_parallel_on_a_cpu_with_the_same_results_and_threads_restored():
