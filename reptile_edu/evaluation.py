@@ -232,10 +232,11 @@ def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_class
     workers = threads if device.type == "cpu" else 1
     torch.set_num_threads(1 if workers > 1 else threads)
     try:
-        if chunk_size is None:  # the measured chunk, small enough that every worker gets one
-            chunk_size = min(choose_chunk_size(model, phi, dataset, num_classes=num_classes, num_shots=num_shots,
-                                               eval_batch_size=eval_batch_size, optimizer=optimizer),
-                             -(-num_tasks // workers))
+        if chunk_size is None:  # the measured chunk, small enough that every worker gets one (no timing for 1)
+            share = -(-num_tasks // workers)
+            chunk_size = 1 if share == 1 else min(share, choose_chunk_size(
+                model, phi, dataset, num_classes=num_classes, num_shots=num_shots, eval_batch_size=eval_batch_size,
+                optimizer=optimizer))
         generator = torch.Generator().manual_seed(eval_seed)
         dtype = next(iter(phi.values())).dtype
 
