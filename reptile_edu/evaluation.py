@@ -281,6 +281,25 @@ def sample_episode(dataset, num_classes: int = 5, num_shots: int = 1, eval_seed:
     return tasks_lib.eval_episodes(dataset, num_classes, num_shots, 1, torch.Generator().manual_seed(eval_seed))
 
 
+def adapt(model, phi, inner_state, support_x, support_y, *, eval_inner_iters: int = 50, eval_batch_size: int = 5,
+          inner_lr: float = 1e-3, optimizer: str = "adam", eval_seed: int = 0) -> tuple[Params, torch.Tensor]:
+    """One task's fine-tuning as ``evaluate`` runs it: ``eval_inner_iters`` steps from ``phi`` and the carried
+    ``inner_state`` (never modified) on minibatches of ``eval_batch_size`` drawn by the cycling sampler from
+    ``eval_seed`` (a batch larger than the support set takes from the next pass over it, as the official
+    sampler). ``support_x [1, S, C, H, W]``, ``support_y [1, S]``. Returns the adapted weights ([1, ...]) and the
+    losses [k]."""
+    if eval_inner_iters < 0:
+        raise ValueError(f"eval_inner_iters must be >= 0 (got {eval_inner_iters})")
+    start = stack(phi, 1)
+    if not eval_inner_iters:
+        return start, torch.zeros(0)
+    batches = tasks_lib.support_batches(support_x, support_y, eval_batch_size, eval_inner_iters,
+                                        torch.Generator().manual_seed(eval_seed))
+    state = inner.expand_state(inner_state, 1) if optimizer == "adam" else None
+    params, _, losses = inner.run(model, start, batches, optimizer, inner_lr, state)
+    return params, losses[:, 0]
+
+
 def adapt_episode(model, phi, inner_state, episode, *, eval_inner_iters: int = 50, eval_batch_size: int = 5,
                   inner_lr: float = 1e-3, optimizer: str = "adam", eval_seed: int = 0) -> dict:
     """Adapt ``phi`` to one episode exactly as the official evaluation does, and report before/after.
@@ -290,8 +309,6 @@ def adapt_episode(model, phi, inner_state, episode, *, eval_inner_iters: int = 5
     "params": the adapted weights ([1, ...])}``.
     ``inner_state`` ([1, ...] or None) is the carried inner state the evaluation starts from; never modified.
     """
-    if eval_inner_iters < 0:
-        raise ValueError(f"eval_inner_iters must be >= 0 (got {eval_inner_iters})")
     sx, sy, qx, qy = episode
     if sx.shape[0] != 1:
         raise ValueError(f"adapt_episode takes one episode (T = 1), got T = {sx.shape[0]}")
@@ -299,12 +316,8 @@ def adapt_episode(model, phi, inner_state, episode, *, eval_inner_iters: int = 5
     sx, sy, qx, qy = sx.to(device), sy.to(device), qx.to(device), qy.to(device)
     start = stack(phi, 1)
     out = {"query_y": qy[0].cpu(), "before": {}, "after": {}, "accuracy_before": {}, "accuracy_after": {}}
-    params, losses = start, torch.zeros(0)
-    if eval_inner_iters:
-        batches = tasks_lib.support_batches(sx, sy, min(eval_batch_size, sy.shape[1]), eval_inner_iters,
-                                            torch.Generator().manual_seed(eval_seed))
-        state = inner.expand_state(inner_state, 1) if optimizer == "adam" else None
-        params, _, losses = inner.run(model, start, batches, optimizer, inner_lr, state)
+    params, losses = adapt(model, phi, inner_state, sx, sy, eval_inner_iters=eval_inner_iters,
+                           eval_batch_size=eval_batch_size, inner_lr=inner_lr, optimizer=optimizer, eval_seed=eval_seed)
     for when, p in (("before", start), ("after", params)):
         scores = logits(model, p, sx, qx)  # one set of forwards gives the predictions and the probabilities
         for mode in MODES:
@@ -312,7 +325,7 @@ def adapt_episode(model, phi, inner_state, episode, *, eval_inner_iters: int = 5
             out[when][mode] = pred.cpu()
             out[f"accuracy_{when}"][mode] = 100.0 * (pred == qy[0]).double().mean().item()
         out[f"probs_{when}"] = scores["non-transductive"][0].softmax(dim=-1).cpu()
-    out["losses"] = losses[:, 0].cpu() if losses.numel() else losses
+    out["losses"] = losses.cpu()
     out["params"] = params
     return out
 

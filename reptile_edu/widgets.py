@@ -12,8 +12,10 @@ progress until it is done, and an error is shown in the widget as one line, neve
 """
 from __future__ import annotations
 
+import base64
 import html
 import io
+import time
 
 import ipywidgets as w
 
@@ -227,4 +229,157 @@ def ablation_runner(cells, datasets, stored: dict | None = None, work_dir=None, 
     box = w.VBox([w.HBox([cell, iters, button]), progress, result.status, result.image])
     box.controls = {"cell": cell, "meta_iters": iters}
     box.train_button, box.progress, box.status, box.image = button, progress, result.status, result.image
+    return box
+
+
+def _image_tag(image, caption: str) -> str:
+    """A rendered 28x28 image as an inline, pixelated <img> with a caption."""
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(image[0].numpy()).save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return (f'<figure style="margin:2px;text-align:center"><img src="data:image/png;base64,{data}" width="56" '
+            f'height="56" style="image-rendering:pixelated;border:1px solid #ccc"><figcaption style="font-size:11px">'
+            f'{html.escape(caption)}</figcaption></figure>')
+
+
+def _bars(name: str, probabilities) -> str:
+    """One initialisation's probabilities over the classes as a bar chart in HTML (readable by a page's tests)."""
+    predicted = int(probabilities.argmax())
+    rows = []
+    for c, p in enumerate(probabilities.tolist()):
+        weight = "bold" if c == predicted else "normal"
+        rows.append(f'<tr data-class="{c + 1}" data-probability="{p:.6f}" style="font-weight:{weight}">'
+                    f'<td>class {c + 1}</td><td style="width:160px"><div style="width:{100 * p:.1f}%;height:12px;'
+                    f'background:{"#1f77b4" if c == predicted else "#9ecae1"}"></div></td><td>{100 * p:.1f}%</td></tr>')
+    return (f'<div class="reptile-learner" data-learner="{html.escape(name)}" data-predicted="{predicted + 1}" '
+            f'style="margin-right:24px"><div><b>{html.escape(name)}</b>: class {predicted + 1}</div>'
+            f'<table style="border-collapse:collapse;font-size:12px">{"".join(rows)}</table></div>')
+
+
+def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
+    """Draw a few characters, one box per class, and a test character; Predict adapts every initialisation of
+    the chosen ``learner_sets`` entry (``{name: drawing.demo_learners(...)}``) to the drawings with
+    ``drawing.classify`` and shows each one's probabilities per class as bars, beside the 28x28 images the
+    network sees (``drawing.render``). Example fills the boxes from the stored example set (another test
+    character each time); Clear empties them. With "predict after every stroke" each finished stroke predicts
+    again. A drawing that cannot be used (an empty box, a dot, malformed strokes) is named in the status line."""
+    from . import drawing
+    from .sketchpad import SketchPad
+
+    style = {"description_width": "130px"}
+    checkpoint = w.Dropdown(options=list(learner_sets), description="checkpoint", style=style)
+    ways = w.IntSlider(value=classes, min=2, max=5, description="classes", style=style)
+    shots = w.IntSlider(value=1, min=1, max=4, description="drawings per class", style=style)
+    live = w.Checkbox(value=False, description="predict after every stroke", indent=False)
+    predict = w.Button(description="Predict", button_style="primary")
+    example = w.Button(description="Example")
+    clear = w.Button(description="Clear")
+    grid = w.HBox(layout={"flex_flow": "row wrap"})
+    test_pad = SketchPad(label="test drawing", size=size)
+    status, result = w.HTML(), w.HTML()
+    pads: list[list] = []
+    state = {"example": -1, "quiet": False}  # the example's test class last shown; True while filling boxes
+    box = w.VBox([w.HBox([checkpoint, ways]), w.HBox([shots, live]), w.HBox([predict, example, clear]),
+                  w.HBox([grid, test_pad], layout={"align_items": "flex-end"}), status, result])
+    box.prediction = None
+
+    def say(text: str, kind: str = "") -> None:
+        colour = {"error": "#b00020", "busy": "#555555"}.get(kind, "inherit")
+        status.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+
+    def layout(_=None):  # one column of pads per class; existing drawings are kept
+        head = learner_sets[checkpoint.value][0].ways
+        ways.max = head
+        ways.value = min(ways.value, head)
+        while len(pads) < ways.value:
+            pads.append([])
+        del pads[ways.value:]
+        for c, column in enumerate(pads):
+            while len(column) < shots.value:
+                pad = SketchPad(label=f"class {c + 1}" + (f" · {len(column) + 1}" if shots.value > 1 else ""), size=size)
+                pad.observe(on_stroke, names="strokes")
+                column.append(pad)
+            del column[shots.value:]
+        grid.children = [w.VBox(column) for column in pads]
+        forget()
+
+    def forget(text: str = "Draw one character per box (or press Example), then press Predict."):
+        box.prediction = None
+        result.value = ""
+        say(text)
+
+    def run():
+        if ways.value > learner_sets[checkpoint.value][0].ways:
+            raise ValueError(f"{checkpoint.value} tells at most {learner_sets[checkpoint.value][0].ways} classes "
+                             f"apart: choose fewer classes or another checkpoint")
+        support = [[drawing.render(pad.strokes, f"class {c + 1}'s box" + (f" {k + 1}" if len(column) > 1 else ""))
+                    for k, pad in enumerate(column)] for c, column in enumerate(pads)]
+        query = drawing.render(test_pad.strokes, "the test box")
+        say("adapting…", "busy")
+        start = time.perf_counter()
+        out = {name: p[0] for name, p in drawing.classify_all(learner_sets[checkpoint.value], support, [query]).items()}
+        seconds = time.perf_counter() - start
+        seen = [_image_tag(image, f"class {c + 1}") for c, column in enumerate(support) for image in column]
+        result.value = (f'<div style="display:flex;flex-wrap:wrap;align-items:flex-end">{"".join(seen)}'
+                        f'<span style="width:16px"></span>{_image_tag(query, "test")}</div>'
+                        f'<div style="font-size:12px;color:#555">what the network sees: each drawing centred, scaled '
+                        f'and drawn at 28x28 like Omniglot</div>'
+                        f'<div style="display:flex;flex-wrap:wrap;margin-top:8px">'
+                        f'{"".join(_bars(name, p) for name, p in out.items())}</div>')
+        box.prediction = {name: {"predicted": int(p.argmax()) + 1, "probabilities": p.tolist()} for name, p in out.items()}
+        learner = learner_sets[checkpoint.value][0]
+        say(f"{len(out)} initialisations adapted in {seconds:.2f} s ({learner.eval_inner_iters} Adam steps of "
+            f"{learner.eval_batch_size} each)")
+
+    def safely(work):
+        def handler(*_):
+            try:
+                work()
+            except ValueError as exc:
+                box.prediction = None
+                result.value = ""
+                say(str(exc), "error")
+        return handler
+
+    def on_stroke(_):
+        if live.value and not state["quiet"] and all(p.strokes for column in pads for p in column) and test_pad.strokes:
+            safely(run)()
+
+    def fill_example():
+        stored = drawing.examples()
+        state["example"] = (state["example"] + 1) % min(ways.value, len(stored))
+        state["quiet"] = True  # one prediction at the end, not one per box filled
+        try:
+            for c, column in enumerate(pads):
+                for k, pad in enumerate(column):
+                    pad.strokes = stored[c]["drawings"][k] if c < len(stored) else []
+            test_pad.strokes = stored[state["example"]]["drawings"][-1]
+        finally:
+            state["quiet"] = False
+        missing = max(0, ways.value - len(stored))
+        forget(f"Example: the test drawing is another drawing of class {state['example'] + 1}." +
+               (f" The example set has {len(stored)} characters: draw the other {missing} yourself." if missing else
+                " Press Predict."))
+        if live.value and not missing:
+            safely(run)()
+
+    def clear_all():
+        state["quiet"] = True
+        for pad in [p for column in pads for p in column] + [test_pad]:
+            pad.strokes = []
+        state["quiet"] = False
+        forget()
+
+    test_pad.observe(on_stroke, names="strokes")
+    for control in (checkpoint, ways, shots):
+        control.observe(layout, names="value")
+    predict.on_click(safely(run))
+    example.on_click(safely(fill_example))
+    clear.on_click(safely(clear_all))
+    layout()
+    box.controls = {"checkpoint": checkpoint, "classes": ways, "drawings_per_class": shots, "live": live}
+    box.pads, box.test_pad, box.status, box.result = pads, test_pad, status, result
+    box.predict_button, box.example_button, box.clear_button = predict, example, clear
     return box

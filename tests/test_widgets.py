@@ -3,6 +3,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import html  # noqa: E402
+
 import torch  # noqa: E402
 
 from reptile_edu import widgets  # noqa: E402
@@ -56,3 +58,76 @@ def test_k_1_is_offered_to_reptile_and_not_to_the_methods_that_need_a_test_batch
     assert "reptile: 5 meta-iterations" in box.status.value
     box.controls["algorithm"].value = "maml"
     assert k.min == 2 and k.value == 2
+
+
+def _demo(**kw):
+    from reptile_edu import drawing
+
+    return widgets.draw_your_own({name: drawing.demo_learners(name) for name in ("omniglot-5way-paper",
+                                                                               "omniglot-20way-paper")}, **kw)
+
+
+def test_draw_your_own_predicts_the_example_and_clear_resets_it():
+    box = _demo()
+    assert len(box.pads) == 3 and box.prediction is None
+    box.example_button.click()  # class boxes and the test box set through their stroke traits
+    assert all(pad.strokes for column in box.pads for pad in column) and box.test_pad.strokes
+    box.predict_button.click()
+    assert list(box.prediction) == ["Reptile", "joint training", "random initialisation"], box.status.value
+    for name, out in box.prediction.items():
+        assert len(out["probabilities"]) == 3 and abs(sum(out["probabilities"]) - 1) < 1e-6
+        assert f'data-learner="{name}" data-predicted="{out["predicted"]}"' in box.result.value
+    assert box.prediction["Reptile"]["predicted"] == 1  # the example's test drawing is another drawing of class 1
+    assert box.result.value.count("<img") == 4  # what the network sees: three classes and the test drawing
+    box.clear_button.click()
+    assert box.prediction is None and box.result.value == ""
+    assert not box.test_pad.strokes and not any(pad.strokes for column in box.pads for pad in column)
+
+
+def test_draw_your_own_says_what_is_wrong_with_a_drawing_and_keeps_working():
+    box = _demo()
+    box.example_button.click()
+    box.pads[1][0].strokes = []
+    box.predict_button.click()
+    assert "class 2's box is empty" in html.unescape(box.status.value) and box.prediction is None
+    box.pads[1][0].strokes = [[1, 2, 3]]  # the wrong shape, as a broken front end could send it
+    box.predict_button.click()
+    assert "stroke 0 must be a non-empty list of [x, y] points" in box.status.value and box.result.value == ""
+    box.pads[1][0].strokes = {"not": "strokes"}
+    box.predict_button.click()
+    assert "must be a list of strokes" in box.status.value
+    box.test_pad.strokes = [[[5, 5]]]
+    box.example_button.click()
+    box.test_pad.strokes = [[[5, 5]]]
+    box.predict_button.click()
+    assert "the test box is a single dot" in box.status.value
+    box.example_button.click()
+    box.predict_button.click()
+    assert box.prediction is not None  # the same widget predicts again once the drawings are usable
+
+
+def test_draw_your_own_offers_as_many_classes_as_the_chosen_head_and_more_drawings_per_class():
+    box = _demo(classes=3)
+    classes, checkpoint = box.controls["classes"], box.controls["checkpoint"]
+    assert classes.max == 5
+    checkpoint.value = "omniglot-20way-paper"
+    assert classes.max == 20
+    classes.value = 8
+    assert len(box.pads) == 8
+    checkpoint.value = "omniglot-5way-paper"
+    assert classes.value == 5 and len(box.pads) == 5
+    box.controls["drawings_per_class"].value = 2
+    assert [len(column) for column in box.pads] == [2] * 5
+    box.example_button.click()
+    box.predict_button.click()
+    assert box.result.value.count("<img") == 11 and len(box.prediction["Reptile"]["probabilities"]) == 5
+
+
+def test_draw_your_own_predicts_after_every_stroke_when_asked():
+    box = _demo()
+    box.controls["live"].value = True
+    box.example_button.click()  # fills every box: one prediction
+    assert box.prediction is not None
+    first = box.prediction["Reptile"]["probabilities"]
+    box.test_pad.strokes = box.test_pad.strokes + [[[10, 10], [60, 60]]]  # one more stroke in the test box
+    assert box.prediction["Reptile"]["probabilities"] != first
