@@ -415,3 +415,30 @@ def plot_adaptation(episode, result, max_queries: int = 5):
     fig.suptitle("one episode: class probabilities per query (non-transductive), before and after adaptation",
                  fontsize=9)
     return fig
+
+
+def plot_drawings(drawings: list, images: list, titles: list[str], real: list | None = None):
+    """Drawings as drawn (their strokes, one colour per stroke, y down) above the 28x28 images ``drawing.render``
+    made of them, and optionally a row of ``real`` Omniglot images (uint8 [1, 28, 28]) to compare with."""
+    rows = 2 + (real is not None)
+    fig = Figure(figsize=(1.5 * len(drawings), 1.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, len(drawings), squeeze=False)
+    for j, (strokes, image, title) in enumerate(zip(drawings, images, titles)):
+        ax = axes[0, j]
+        for stroke in strokes:
+            points = np.asarray(stroke, dtype=float)
+            ax.plot(points[:, 0], points[:, 1], lw=1.5, marker="." if len(points) == 1 else None)
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=9)
+        axes[1, j].imshow(_image(image), cmap="gray", vmin=0, vmax=1)
+        if real is not None and j < len(real):
+            axes[2, j].imshow(_image(real[j]), cmap="gray", vmin=0, vmax=1)
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("strokes", fontsize=9)
+    axes[1, 0].set_ylabel("28x28 input", fontsize=9)
+    if real is not None:
+        axes[2, 0].set_ylabel("Omniglot", fontsize=9)
+    return fig
