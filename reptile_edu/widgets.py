@@ -269,7 +269,8 @@ def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
     from .sketchpad import SketchPad
 
     style = {"description_width": "130px"}
-    checkpoint = w.Dropdown(options=list(learner_sets), description="checkpoint", style=style)
+    checkpoint = w.Dropdown(options=list(learner_sets), description="checkpoint", style=style,
+                            layout={"width": "340px"})
     ways = w.IntSlider(value=classes, min=2, max=5, description="classes", style=style)
     shots = w.IntSlider(value=1, min=1, max=4, description="drawings per class", style=style)
     live = w.Checkbox(value=False, description="predict after every stroke", indent=False)

@@ -23,6 +23,8 @@ CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]
 
+EMPTY_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
+
 
 def missing() -> str | None:
     """Why the browser tests cannot run here, or None."""
@@ -50,6 +52,9 @@ class Lab:
 
     def __init__(self, page, url: str, token: str, screens: Path):
         self.page, self.url, self.token, self.screens = page, url, token, screens
+        self.console_errors: list[str] = []  # every error the page logged or threw, since it was opened
+        page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
+        page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
 
     def open(self, notebook: str, timeout_s: float = 120) -> None:
         """Open a notebook, wait for its kernel, run all cells and wait until every cell has run."""
@@ -69,6 +74,24 @@ class Lab:
             "() => { const nb = window.jupyterapp.shell.currentWidget;"
             " const busy = [...document.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'));"
             " return !busy && nb.sessionContext.session.kernel.status === 'idle'; }", timeout=timeout_s * 1000)
+
+    @staticmethod
+    def content_box(canvas) -> dict:
+        """Where a canvas's pixels are on the page: inside its border."""
+        return canvas.evaluate("c => { const r = c.getBoundingClientRect();"
+                               " return {x: r.left + c.clientLeft, y: r.top + c.clientTop, width: c.clientWidth}; }")
+
+    def draw(self, canvas, strokes, scale: float = 1.0) -> None:
+        """Draw ``strokes`` (lists of [x, y] canvas pixels, times ``scale``) into a canvas with the mouse."""
+        canvas.scroll_into_view_if_needed()
+        box = self.content_box(canvas)
+        for stroke in strokes:
+            points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
+            self.page.mouse.move(*points[0])
+            self.page.mouse.down()
+            for point in points[1:]:
+                self.page.mouse.move(*point)
+            self.page.mouse.up()
 
     def cell(self, text: str):
         """The notebook cell whose source contains ``text`` (a Playwright locator)."""
@@ -133,8 +156,12 @@ def lab_session(notebooks, tmp_path: Path, env: dict | None = None):
     for nb in notebooks:
         shutil.copy2(nb, work / Path(nb).name)
     port, token = _free_port(), secrets.token_hex(16)
+    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # no news pop-up
     server_env = dict(os.environ, **(env or {}), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-                      JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
+                      JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+                      JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"))
     log = open(tmp_path / "lab.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
@@ -156,6 +183,10 @@ def lab_session(notebooks, tmp_path: Path, env: dict | None = None):
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                # nothing outside the server is reachable here (the notebooks' Colab badges): an empty image
+                # stands in, so a console error always means the page itself went wrong
+                page.route(lambda where: not where.startswith(url), lambda route: route.fulfill(
+                    status=200, content_type="image/svg+xml", body=EMPTY_SVG))
                 screens = tmp_path / "screens"
                 screens.mkdir()
                 yield Lab(page, url, token, screens)

@@ -6,13 +6,15 @@ Needs Chromium, Playwright and JupyterLab (``.ci/run`` installs them); skips wit
 import base64
 import json
 
+import numpy as np
+
 import pytest
 
 from tests import browser
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
 NOTEBOOKS = [browser.ROOT / "notebooks" / name for name in
-             ("01_sine_wave.ipynb", "04_omniglot.ipynb", "06_inner_loop_ablations.ipynb")]
+             ("01_sine_wave.ipynb", "04_omniglot.ipynb", "06_inner_loop_ablations.ipynb", "09_draw_your_own.ipynb")]
 # what the widget's own rendering would draw for the explorer's current settings, decoded here
 REFERENCE = """
 import base64, io, json
@@ -27,9 +29,17 @@ print(json.dumps({"png": base64.b64encode(_png).decode(), "setting": [_c[k].valu
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with browser.lab_session(NOTEBOOKS, tmp_path_factory.mktemp("browser")) as session:
-        yield session
+def session(tmp_path_factory):
+    with browser.lab_session(NOTEBOOKS, tmp_path_factory.mktemp("browser")) as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab(session):
+    """The session's page; a test fails if the page logged an error or threw while it ran."""
+    session.console_errors.clear()
+    yield session
+    assert not session.console_errors, f"browser console errors: {session.console_errors[:5]}"
 
 
 def _wait_ready(lab, cell, busy_text: str):
@@ -101,3 +111,59 @@ def test_the_ablation_runner_shows_progress_and_blocks_a_second_run(lab):
     assert "live:" in cell.inner_text() and cell.locator(".jp-OutputArea-output img").count() == 1
     assert not lab.errors_shown()
     cell.screenshot(path=str(lab.screens / "06-runner.png"))
+
+
+def _bars(cell) -> dict:
+    """The bars shown: {initialisation: (predicted class, [probability per class])}, read from the page."""
+    return {learner.get_attribute("data-learner"): (int(learner.get_attribute("data-predicted")),
+                                                    [float(row.get_attribute("data-probability"))
+                                                     for row in learner.locator("tr").all()])
+            for learner in cell.locator(".reptile-learner").all()}
+
+
+def test_characters_drawn_with_the_mouse_are_learned_and_predicted(lab):
+    lab.open("09_draw_your_own.ipynb")
+    cell = lab.cell("widgets.draw_your_own(")
+    assert "Reptile" in _bars(cell)  # the example's result is on screen before anyone draws
+    cell.get_by_role("button", name="Clear", exact=True).click()
+    cell.locator(".reptile-learner").first.wait_for(state="detached")
+    examples = json.loads(lab.kernel("import json; print(json.dumps(drawing.examples()))"))
+    canvases = cell.locator(".reptile-sketchpad canvas")
+    assert canvases.count() == 4  # three classes and the test box
+    scale = lab.content_box(canvases.first)["width"] / 200  # the examples are in a 200-pixel canvas
+    drawn = [examples[c]["drawings"][0] for c in range(3)] + [examples[1]["drawings"][3]]  # the test: class 2
+    for canvas, strokes in zip(canvases.all(), drawn):
+        lab.draw(canvas, strokes, scale)
+    lab.wait_idle()
+    received = json.loads(lab.kernel("print(json.dumps([p.strokes for c in demo.pads for p in c] + "
+                                     "[demo.test_pad.strokes]))"))
+    assert [len(s) for s in received] == [len(s) for s in drawn]  # every stroke reached Python, none split
+    for got, sent in zip(received, drawn):
+        for got_stroke, sent_stroke in zip(got, sent):
+            assert np.abs(np.asarray(got_stroke[0]) - np.asarray(sent_stroke[0]) * scale).max() <= 0.6
+    cell.get_by_role("button", name="Predict", exact=True).click()
+    cell.locator("text=initialisations adapted in").wait_for(timeout=60_000)
+    bars = _bars(cell)
+    assert list(bars) == ["Reptile", "joint training", "random initialisation"]
+    for predicted, probabilities in bars.values():
+        assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-4
+        assert probabilities[predicted - 1] == max(probabilities)
+    assert bars["Reptile"][0] == 2, bars
+    seen = cell.locator(".jp-OutputArea-output img[src^='data:image/png']")
+    assert seen.count() == 4 and all(img.evaluate("i => i.naturalWidth") == 28 for img in seen.all())
+    cell.screenshot(path=str(lab.screens / "09-drawn.png"))
+
+    cell.get_by_text("predict after every stroke").click()  # live: a stroke more in the test box predicts again
+    before = bars["Reptile"][1]
+    lab.draw(canvases.nth(3), [[(20, 180), (180, 20)]], scale)
+    lab.page.wait_for_function("(old) => { const b = document.querySelector('.reptile-learner tr');"
+                               " return b && b.getAttribute('data-probability') !== old; }",
+                               arg=f"{before[0]:.6f}", timeout=60_000)
+    assert _bars(cell)["Reptile"][1] != before
+
+    cell.locator(".reptile-sketchpad-clear").nth(1).click()  # class 2's own clear button
+    cell.get_by_role("button", name="Predict", exact=True).click()
+    cell.locator("text=class 2's box is empty").wait_for(timeout=60_000)
+    assert cell.locator(".reptile-learner").count() == 0 and not lab.errors_shown()
+    assert "Traceback" not in cell.inner_text()
+    cell.screenshot(path=str(lab.screens / "09-empty-box.png"))

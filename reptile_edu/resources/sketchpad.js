@@ -49,8 +49,9 @@ function render({ model, el }) {
   }
 
   function at(event) {
-    const r = canvas.getBoundingClientRect(), size = model.get("size");
-    const x = ((event.clientX - r.left) * size) / r.width, y = ((event.clientY - r.top) * size) / r.height;
+    const r = canvas.getBoundingClientRect(), size = model.get("size"); // inside the border: canvas pixels
+    const x = ((event.clientX - r.left - canvas.clientLeft) * size) / canvas.clientWidth;
+    const y = ((event.clientY - r.top - canvas.clientTop) * size) / canvas.clientHeight;
     return [Math.round(x * 10) / 10, Math.round(y * 10) / 10];
   }
 
