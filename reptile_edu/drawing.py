@@ -27,8 +27,8 @@ from .data.omniglot import IMAGE_SIZE
 from .models import Params
 
 SOURCE_SIZE = 105  # Omniglot's drawings are 105x105 before the loader resizes them
-# Measured on Omniglot's 105x105 images (tests/test_drawing.py measures both again on the data): the longer side of
-# a character's bounding box has a median of 67 px, and its strokes are about 4.4 px wide by ``stroke_width``.
+# Measured on Omniglot's 105x105 images: the longer side of a character's bounding box has a median of 67 px, and
+# its strokes are about 4.4 px wide by ``stroke_width`` (tests/test_drawing.py compares the 28x28 results).
 EXTENT = 67
 PEN_WIDTH = 6  # px at 105: our renderings then measure 4.5 px by ``stroke_width`` at 105 px, as Omniglot's do
 EXAMPLES = Path(__file__).resolve().parent / "resources" / "example_drawings.json"
@@ -38,7 +38,8 @@ def check_strokes(strokes, what: str = "the drawing") -> list[np.ndarray]:
     """The strokes as float arrays [points, 2]; a ValueError in one line for anything else, or for a drawing with
     no ink (no strokes) or no shape (every point in one place: a click, not a character)."""
     if not isinstance(strokes, (list, tuple)):
-        raise ValueError(f"{what} must be a list of strokes, each a list of [x, y] points (got {type(strokes).__name__})")
+        raise ValueError(f"{what} must be a list of strokes, each a list of [x, y] points "
+                         f"(got {type(strokes).__name__})")
     arrays = []
     for i, stroke in enumerate(strokes):
         try:

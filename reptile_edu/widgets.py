@@ -261,7 +261,7 @@ def _bars(name: str, probabilities) -> str:
 def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
     """Draw a few characters, one box per class, and a test character; Predict adapts every initialisation of
     the chosen ``learner_sets`` entry (``{name: drawing.demo_learners(...)}``) to the drawings with
-    ``drawing.classify`` and shows each one's probabilities per class as bars, beside the 28x28 images the
+    ``drawing.classify_all`` and shows each one's probabilities per class as bars, beside the 28x28 images the
     network sees (``drawing.render``). Example fills the boxes from the stored example set (another test
     character each time); Clear empties them. With "predict after every stroke" each finished stroke predicts
     again. A drawing that cannot be used (an empty box, a dot, malformed strokes) is named in the status line."""
@@ -296,13 +296,16 @@ def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
         ways.value = min(ways.value, head)
         while len(pads) < ways.value:
             pads.append([])
+        for pad in [p for column in pads[ways.value:] for p in column] + [p for c in pads for p in c[shots.value:]]:
+            pad.close()  # boxes no longer shown
         del pads[ways.value:]
         for c, column in enumerate(pads):
+            del column[shots.value:]
             while len(column) < shots.value:
-                pad = SketchPad(label=f"class {c + 1}" + (f" · {len(column) + 1}" if shots.value > 1 else ""), size=size)
+                number = f" · {len(column) + 1}" if shots.value > 1 else ""
+                pad = SketchPad(label=f"class {c + 1}{number}", size=size)
                 pad.observe(on_stroke, names="strokes")
                 column.append(pad)
-            del column[shots.value:]
         grid.children = [w.VBox(column) for column in pads]
         forget()
 
@@ -329,7 +332,8 @@ def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
                         f'and drawn at 28x28 like Omniglot</div>'
                         f'<div style="display:flex;flex-wrap:wrap;margin-top:8px">'
                         f'{"".join(_bars(name, p) for name, p in out.items())}</div>')
-        box.prediction = {name: {"predicted": int(p.argmax()) + 1, "probabilities": p.tolist()} for name, p in out.items()}
+        box.prediction = {name: {"predicted": int(p.argmax()) + 1, "probabilities": p.tolist()}
+                          for name, p in out.items()}
         learner = learner_sets[checkpoint.value][0]
         say(f"{len(out)} initialisations adapted in {seconds:.2f} s ({learner.eval_inner_iters} Adam steps of "
             f"{learner.eval_batch_size} each)")
