@@ -23,8 +23,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from . import evaluation
+from .checkpoints import load_shipped, shipped_path
+from .config import Config
 from .data.omniglot import IMAGE_SIZE
 from .models import Params
+from .train import build_model
 
 SOURCE_SIZE = 105  # Omniglot's drawings are 105x105 before the loader resizes them
 # Measured on Omniglot's 105x105 images: the longer side of a character's bounding box has a median of 67 px, and
@@ -123,11 +126,7 @@ class Learner:
 
 def shipped_learner(name: str, checkpoint: str) -> Learner:
     """A shipped checkpoint as a ``Learner`` with its preset's evaluation settings."""
-    from . import checkpoints
-    from .config import Config
-    from .train import build_model
-
-    shipped = checkpoints.load_shipped(checkpoint)
+    shipped = load_shipped(checkpoint)
     config = Config(**shipped["config"])
     return Learner(name, build_model(config), shipped["params"], shipped["inner_state"], config.eval_inner_iters,
                    config.eval_batch_size, config.inner_lr)
@@ -209,8 +208,6 @@ def demo_learners(checkpoint: str = "omniglot-5way-paper") -> list[Learner]:
     """Reptile's shipped initialisation, joint training's for the same network (where shipped) and a random one:
     each shipped one with its own preset's evaluation settings and carried Adam state, the random one with the
     Reptile checkpoint's settings and a fresh state."""
-    from .checkpoints import shipped_path
-
     reptile = shipped_learner("Reptile", checkpoint)
     joint = JOINT.get(checkpoint)
     joint = [shipped_learner("joint training", joint)] if joint and shipped_path(joint).is_file() else []

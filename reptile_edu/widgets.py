@@ -35,6 +35,12 @@ def png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _status(text: str, kind: str = "") -> str:
+    """A status line as HTML: an error in red, work in progress in grey."""
+    colour = {"error": "#b00020", "busy": "#555555"}.get(kind, "inherit")
+    return f'<span style="color:{colour}">{html.escape(text)}</span>'
+
+
 class _Result:
     """A status line and a figure that are replaced, never appended to; hidden until there is a figure."""
 
@@ -43,8 +49,7 @@ class _Result:
         self.image = w.Image(format="png", layout={"display": "none"})
 
     def say(self, text: str, kind: str = "") -> None:
-        colour = {"error": "#b00020", "busy": "#555555"}.get(kind, "inherit")
-        self.status.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+        self.status.value = _status(text, kind)
 
     def show(self, fig, text: str = "", kind: str = "") -> None:
         self.image.value = png(fig)
@@ -287,8 +292,7 @@ def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
     box.prediction = None
 
     def say(text: str, kind: str = "") -> None:
-        colour = {"error": "#b00020", "busy": "#555555"}.get(kind, "inherit")
-        status.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+        status.value = _status(text, kind)
 
     def layout(_=None):  # one column of pads per class; existing drawings are kept
         head = learner_sets[checkpoint.value][0].ways
