@@ -2,7 +2,9 @@
 
 The paper's numbers are typed once, here, as the reference (docs/paper.md). Ours are never typed: they
 are read from ``results/*.json`` (written by ``python -m reptile_edu eval``), validated, and matched to a paper
-cell by (preset, algorithm, shots, mode). A cell with no results file says "not yet run".
+cell by (preset, algorithm, shots, mode). A cell with no results file says "not run: needs ..." (what it needs).
+Rows recorded by later work with the official code (TPN's Mini-ImageNet 10-way and tieredImageNet runs) are listed
+the same way, labelled with their source.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ ROWS = {"MAML + Transduction": ("maml", "transductive"),
         "1st-order MAML + Transduction": ("fomaml", "transductive"),
         "Reptile": ("reptile", "non-transductive"),
         "Reptile + Transduction": ("reptile", "transductive")}
-# Columns: (preset, shots). Cells: (accuracy %, ± %, origin).
+# Columns: (preset, shots). Cells: (accuracy %, ± % or None where the source gives none).
 TABLES = {
     "Table 1: Mini-ImageNet 5-way": {
         "columns": {"1-shot": ("miniimagenet-5way", 1), "5-shot": ("miniimagenet-5way", 5)},
@@ -31,9 +33,40 @@ TABLES = {
                   "1st-order MAML + Transduction": [(98.3, 0.5), (99.2, 0.2), (89.4, 0.5), (97.9, 0.1)],
                   "Reptile": [(95.39, 0.09), (98.90, 0.10), (88.14, 0.15), (96.65, 0.33)],
                   "Reptile + Transduction": [(97.68, 0.04), (99.48, 0.06), (89.43, 0.14), (97.12, 0.32)]}},
+    # Not in the paper: Reptile with the official code, run by Liu et al., "Learning to Propagate Labels:
+    # Transductive Propagation Network for Few-shot Learning" (ICLR 2019), Tables 1-2, over 600 test episodes
+    # and without CIs; their "BN" rows share batch statistics, which is our transduction.
+    "TPN (2019): Mini-ImageNet 10-way": {
+        "columns": {"1-shot": ("miniimagenet-10way", 1), "5-shot": ("miniimagenet-10way", 5)},
+        "paper": {"Reptile": [(31.10, None), (44.66, None)], "Reptile + Transduction": [(32.00, None), (47.60, None)]}},
+    "TPN (2019): tieredImageNet": {
+        "columns": {"1-shot 5-way": ("tieredimagenet-5way", 1), "5-shot 5-way": ("tieredimagenet-5way", 5),
+                    "1-shot 10-way": ("tieredimagenet-10way", 1), "5-shot 10-way": ("tieredimagenet-10way", 5)},
+        "paper": {"Reptile": [(48.97, None), (66.47, None), (33.67, None), (48.04, None)],
+                  "Reptile + Transduction": [(52.36, None), (71.03, None), (35.32, None), (51.98, None)]}},
 }
+# Where a row's numbers come from, when not from the paper (or the table's own source).
 ORIGIN = {"MAML + Transduction": "MAML paper", "1st-order MAML + Transduction": "MAML paper"}
-NOT_RUN = "not yet run"
+TABLE_ORIGIN = {"TPN (2019): Mini-ImageNet 10-way": "TPN (2019)", "TPN (2019): tieredImageNet": "TPN (2019)"}
+NOT_RUN = "not run"
+# What a missing cell needs, per preset (the Reptile rows) and for the MAML-paper rows.
+NEEDS = {"omniglot-5way": "an eval of the shipped checkpoint", "omniglot-20way": "an eval of the shipped checkpoint",
+         "miniimagenet-5way": "the paper schedule's GPU run to finish",
+         "miniimagenet-10way": "a GPU run of 100,000 meta-iterations",
+         "tieredimagenet-5way": "a tieredImageNet loader and preset, the data, and a GPU run",
+         "tieredimagenet-10way": "a tieredImageNet loader and preset, the data, and a GPU run"}
+
+
+def paper_cell(accuracy: float, ci: float | None) -> str:
+    """A published cell as text; a source without a CI shows the accuracy alone."""
+    return f"{accuracy:.2f}" if ci is None else f"{accuracy:.2f} ± {ci:.2f}"
+
+
+def not_run(preset: str, algorithm: str) -> str:
+    """What an empty cell says: "not run: needs ..."."""
+    if algorithm in ("maml", "fomaml"):
+        return f"{NOT_RUN}: needs a {'first-order ' * (algorithm == 'fomaml')}MAML run of {preset}"
+    return f"{NOT_RUN}: needs {NEEDS.get(preset, 'a run of ' + preset)}"
 
 
 def load_results(results_dir="results") -> dict[str, dict]:
@@ -71,7 +104,8 @@ def _best(records: dict[str, dict], preset: str, algorithm: str, shots: int, mod
 
 
 def comparison(records: dict[str, dict]) -> dict[str, list[dict]]:
-    """Per table, one row per (paper row, column): the paper's cell and ours (or "not yet run")."""
+    """Per table, one row per (published row, column): the published cell, where it comes from, and ours (or
+    "not run: needs ...")."""
     out = {}
     for title, table in TABLES.items():
         rows = []
@@ -79,9 +113,9 @@ def comparison(records: dict[str, dict]) -> dict[str, list[dict]]:
             algorithm, mode = ROWS[row]
             for (column, (preset, shots)), (acc, ci) in zip(table["columns"].items(), cells):
                 hit = _best(records, preset, algorithm, shots, mode)
-                entry = {"row": row, "column": column, "paper": f"{acc:.2f} ± {ci:.2f}",
-                         "origin": ORIGIN.get(row, "this paper"), "ours": NOT_RUN, "schedule": "", "device": "",
-                         "tasks": "", "file": ""}
+                entry = {"row": row, "column": column, "paper": paper_cell(acc, ci),
+                         "origin": ORIGIN.get(row, TABLE_ORIGIN.get(title, "this paper")),
+                         "ours": not_run(preset, algorithm), "schedule": "", "device": "", "tasks": "", "file": ""}
                 if hit:
                     name, rec, e = hit
                     paper_iters = presets.PAPER[preset]["meta_iters"]
@@ -100,8 +134,8 @@ def transduction_gains(records: dict[str, dict]) -> list[dict]:
     for title, table in TABLES.items():
         for i, (column, (preset, shots)) in enumerate(table["columns"].items()):
             plain_acc, trans_acc = table["paper"]["Reptile"][i][0], table["paper"]["Reptile + Transduction"][i][0]
-            entry = {"table": title, "column": column, "paper": f"{trans_acc - plain_acc:+.2f}", "ours": NOT_RUN,
-                     "file": ""}
+            entry = {"table": title, "column": column, "paper": f"{trans_acc - plain_acc:+.2f}",
+                     "ours": not_run(preset, "reptile"), "file": ""}
             hit = _best(records, preset, "reptile", shots, "transductive")
             if hit:
                 name, rec, trans = hit
@@ -126,7 +160,7 @@ def checkpoint_rows(records: dict[str, dict], checkpoint: str, meta_iters_run: i
                 for i, (preset, shots) in enumerate(table["columns"].values()):
                     if (preset, shots) == (rec["preset"], e["shots"]):
                         row = "Reptile + Transduction" if e["mode"] == "transductive" else "Reptile"
-                        paper = "{:.2f} ± {:.2f}".format(*table["paper"][row][i])
+                        paper = paper_cell(*table["paper"][row][i])
             rows.append({"shots": e["shots"], "mode": e["mode"], "ours": f"{e['accuracy']:.2f} ± {e['ci95']:.2f}",
                          "tasks": f"{e['tasks']:,}", "chance": f"{100 / e['ways']:.0f}", "paper": paper,
                          "file": name})
@@ -159,11 +193,13 @@ THROUGHPUT_PATHS = (("loop", "naive"), ("vectorised, eager", "vectorised"), ("CU
 
 
 def readme_block(records: dict[str, dict], throughput: dict | None) -> str:
-    """The README's results: the Reptile rows of Tables 1 and 2 beside ours, and the GPU throughput record."""
+    """The README's results: every recorded Reptile row (Tables 1 and 2, TPN's) beside ours, and the GPU
+    throughput record."""
     parts = [README_START]
     for title, rows in comparison(records).items():
-        ours = [r for r in rows if r["origin"] == "this paper"]
-        parts.append(f"**{title}** (accuracy in %, ± 95% CI; ours on fixed-seed test tasks)\n\n"
+        ours = [r for r in rows if r["row"].startswith("Reptile")]
+        source = "" if title.startswith("Table") else f"; published by {TABLE_ORIGIN[title]}, without CIs"
+        parts.append(f"**{title}** (accuracy in %, ± 95% CI; ours on fixed-seed test tasks{source})\n\n"
                      + markdown(ours, ["row", "column", "paper", "ours", "diff", "schedule", "tasks", "device"]))
     if throughput is not None:
         rows = [{"preset": r["preset"],

@@ -22,6 +22,13 @@ OFFICIAL = {
     "m55": ("miniimagenet-5way", 5, "--inner-batch 10 --inner-iters 8 --meta-step 1 --meta-batch 5 "
             "--meta-iters 100000 --eval-batch 15 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
             "--train-shots 15"),
+    # ours: m15 / m55 with --classes 10 (no official 10-way command exists)
+    "m110": ("miniimagenet-10way", 1, "--shots 1 --classes 10 --inner-batch 10 --inner-iters 8 --meta-step 1 "
+             "--meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50 --learning-rate 0.001 "
+             "--meta-step-final 0 --train-shots 15"),
+    "m510": ("miniimagenet-10way", 5, "--classes 10 --inner-batch 10 --inner-iters 8 --meta-step 1 --meta-batch 5 "
+             "--meta-iters 100000 --eval-batch 15 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
+             "--train-shots 15"),
 }
 DEFAULTS = {"--classes": 5, "--shots": 5}
 FIELD = {"--classes": "num_classes", "--train-shots": "train_shots", "--inner-batch": "inner_batch_size",

@@ -1,4 +1,4 @@
-"""The reproduction report: reads only validated results files, says "not yet run", fails loudly."""
+"""The reproduction report: reads only validated results files, says what a missing cell needs, fails loudly."""
 import json
 
 import pytest
@@ -17,7 +17,7 @@ def _write(path, record):
     return path
 
 
-def test_cells_come_from_results_files_and_missing_ones_say_not_yet_run(tmp_path):
+def test_cells_come_from_results_files_and_missing_ones_say_what_they_need(tmp_path):
     _write(tmp_path / "a.json", RECORD)
     longer = json.loads(json.dumps(RECORD))
     longer["meta_iters_run"] = longer["meta_iters_schedule"] = 10_000
@@ -30,14 +30,27 @@ def test_cells_come_from_results_files_and_missing_ones_say_not_yet_run(tmp_path
     assert cell["ours"] == "93.50 ± 1.00" and cell["file"] == "b.json"  # the longest schedule wins
     assert cell["paper"] == "97.68 ± 0.04" and cell["diff"] == "-4.18"
     others = [r for r in table if r is not cell]
-    assert others and all(r["ours"] == report.NOT_RUN for r in others)
-    assert "not yet run" in report.markdown(table, ["row", "ours"])
+    assert others and all(r["ours"].startswith("not run: needs ") for r in others)
+    assert "not run: needs a MAML run of omniglot-5way" in report.markdown(table, ["row", "ours"])
 
 
-def test_every_paper_cell_is_present_once():
+def test_every_recorded_cell_is_present_once_with_its_source():
     rows = report.comparison({})
     assert len(rows["Table 1: Mini-ImageNet 5-way"]) == 4 * 2 and len(rows["Table 2: Omniglot"]) == 4 * 4
-    assert all(r["ours"] == report.NOT_RUN for t in rows.values() for r in t)
+    assert len(rows["TPN (2019): Mini-ImageNet 10-way"]) == 2 * 2 and len(rows["TPN (2019): tieredImageNet"]) == 2 * 4
+    assert all(r["ours"].startswith(report.NOT_RUN + ": needs ") for t in rows.values() for r in t)
+    tpn = rows["TPN (2019): Mini-ImageNet 10-way"]
+    assert {r["origin"] for r in tpn} == {"TPN (2019)"} and tpn[0]["paper"] == "31.10"  # TPN gives no CIs
+    assert {r["origin"] for r in rows["Table 2: Omniglot"]} == {"this paper", "MAML paper"}
+
+
+def test_a_ten_way_results_file_fills_tpns_cell(tmp_path):
+    record = json.loads(json.dumps(RECORD))
+    record.update(preset="miniimagenet-10way", meta_iters_run=1000, meta_iters_schedule=1000)
+    record["evaluations"][0].update(ways=10, mode="non-transductive", accuracy=25.5)
+    cell = next(r for r in report.comparison({"m10.json": record})["TPN (2019): Mini-ImageNet 10-way"]
+                if r["row"] == "Reptile" and r["column"] == "1-shot")
+    assert cell["ours"] == "25.50 ± 1.00" and cell["diff"] == "-5.60" and cell["schedule"] == "1,000 of 100,000 meta-iters"
 
 
 @pytest.mark.parametrize("content, message", [("{not json", "not valid JSON"),
@@ -65,7 +78,7 @@ def test_transduction_gain_is_read_from_one_run_beside_the_papers():
     rows = report.transduction_gains({"a.json": record, "0-one-mode.json": RECORD})
     cell = next(r for r in rows if r["column"] == "1-shot 5-way")
     assert cell["paper"] == "+2.29" and cell["ours"] == "+2.75" and cell["file"] == "a.json"
-    assert len(rows) == 2 + 4 and all(r["ours"] == report.NOT_RUN for r in rows if r is not cell)
+    assert len(rows) == 2 + 4 + 2 + 4 and all(r["ours"].startswith(report.NOT_RUN) for r in rows if r is not cell)
 
 
 def test_stored_records_fall_back_with_one_note_and_the_cell_goes_on(tmp_path, monkeypatch, capsys):
