@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="default runs/PRESET-SCALE")
     p.add_argument("--resume", action="store_true", help="continue the run checkpoint in --run-dir")
     p.add_argument("--checkpoint-every", type=int, default=500, help="meta-iterations between checkpoints")
-    p.add_argument("--data-root", help="holds omniglot/ and miniimagenet/ (or is a dataset folder itself)")
+    p.add_argument("--data-root", help="holds omniglot/, miniimagenet/ and tieredimagenet/ (or is a dataset folder itself)")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("eval", help="the official evaluation (both modes) of a run or checkpoint")

@@ -57,6 +57,14 @@ PAPER = {
     "miniimagenet-10way": dict(_IMAGE, dataset="miniimagenet", num_classes=10, num_shots=5, train_shots=15,
                                inner_batch_size=10, inner_iters=8, inner_lr=1e-3, meta_iters=100_000,
                                eval_batch_size=15),
+    # tieredImageNet 5-way and 10-way (ours): the Mini-ImageNet commands on tieredImageNet (TPN ran the official
+    # code on it and gives no command either)
+    "tieredimagenet-5way": dict(_IMAGE, dataset="tieredimagenet", num_classes=5, num_shots=5, train_shots=15,
+                                inner_batch_size=10, inner_iters=8, inner_lr=1e-3, meta_iters=100_000,
+                                eval_batch_size=15),
+    "tieredimagenet-10way": dict(_IMAGE, dataset="tieredimagenet", num_classes=10, num_shots=5, train_shots=15,
+                                 inner_batch_size=10, inner_iters=8, inner_lr=1e-3, meta_iters=100_000,
+                                 eval_batch_size=15),
     # Figure 3: --sgd --seed 0 --inner-batch 25 --learning-rate 0.003 --meta-step-final 0 --meta-iters 40000
     #   --eval-batch 25 --eval-iters 5; 5-way 5-shot, meta-batch 1; per run --inner-iters k --train-shots 5k [--foml]
     #   --meta-step eps. The 0.003 applies to a loss SUMMED over 25 examples (our image loss is summed too).
@@ -67,7 +75,8 @@ PAPER = {
 
 # Evaluation minibatch per (preset, shots): the official commands use 15 for Mini-ImageNet 5-shot only.
 EVAL_BATCH = {"omniglot-5way": {1: 5, 5: 5}, "omniglot-20way": {1: 10, 5: 10}, "miniimagenet-5way": {1: 5, 5: 15},
-              "miniimagenet-10way": {1: 5, 5: 15}, "omniglot-fig3": {5: 25}}
+              "miniimagenet-10way": {1: 5, 5: 15}, "tieredimagenet-5way": {1: 5, 5: 15},
+              "tieredimagenet-10way": {1: 5, 5: 15}, "omniglot-fig3": {5: 25}}
 
 # Figure 3's ten runs (README "Comparing different inner-loop gradient combinations"): k, FOMAML?, meta-step.
 FIG3_VARIANTS = {
@@ -78,7 +87,8 @@ FIG3_VARIANTS = {
 
 # CPU-sized schedules (meta-iterations); a shortened schedule anneals the meta-step over its own length.
 LAPTOP_ITERS = {"sine": 3_000, "omniglot-5way": 3_000, "omniglot-20way": 1_000, "miniimagenet-5way": 1_000,
-                "miniimagenet-10way": 1_000, "omniglot-fig3": 3_000}
+                "miniimagenet-10way": 1_000, "tieredimagenet-5way": 1_000, "tieredimagenet-10way": 1_000,
+                "omniglot-fig3": 3_000}
 SMOKE_ITERS = 20
 SCALES = ("paper", "laptop", "smoke")
 

@@ -1,4 +1,4 @@
-"""The reproduction report: the paper's Tables 1 and 2 beside our results files.
+"""The reproduction report: the paper's Tables 1 and 2, and the later Reptile rows, beside our results files.
 
 The paper's numbers are typed once, here, as the reference (docs/paper.md). Ours are never typed: they
 are read from ``results/*.json`` (written by ``python -m reptile_edu eval``), validated, and matched to a paper
@@ -53,8 +53,8 @@ NOT_RUN = "not run"
 NEEDS = {"omniglot-5way": "an eval of the shipped checkpoint", "omniglot-20way": "an eval of the shipped checkpoint",
          "miniimagenet-5way": "the paper schedule's GPU run to finish",
          "miniimagenet-10way": "a GPU run of 100,000 meta-iterations",
-         "tieredimagenet-5way": "a tieredImageNet loader and preset, the data, and a GPU run",
-         "tieredimagenet-10way": "a tieredImageNet loader and preset, the data, and a GPU run"}
+         "tieredimagenet-5way": "the tieredImageNet data and a GPU run",
+         "tieredimagenet-10way": "the tieredImageNet data and a GPU run"}
 
 
 def paper_cell(accuracy: float, ci: float | None) -> str:

@@ -81,7 +81,7 @@ def build_model(config: Config):
         return SineMLP()
     if config.dataset == "omniglot":
         return OmniglotCNN(config.num_classes)
-    if config.dataset == "miniimagenet":
+    if config.dataset in ("miniimagenet", "tieredimagenet"):  # both 84x84 RGB
         return MiniImageNetCNN(config.num_classes)
     raise ValueError(f"unknown dataset {config.dataset!r}: this trainer knows {', '.join(DATASETS)}")
 
@@ -89,7 +89,7 @@ def build_model(config: Config):
 def load_dataset(config: Config, split: str = "train", data_root=None):
     """An image split of ``config.dataset``, decoded once, then cached.
 
-    ``data_root`` (default ``config.data_root()``) holds ``omniglot/`` and ``miniimagenet/``; a folder that is
+    ``data_root`` (default ``config.data_root()``) holds ``omniglot/``, ``miniimagenet/`` and ``tieredimagenet/``; a folder that is
     itself a dataset root (e.g. ``.../miniimagenet/full``) is accepted too.
     """
     base = Path(data_root).expanduser() if data_root is not None else default_data_root()
@@ -100,6 +100,9 @@ def load_dataset(config: Config, split: str = "train", data_root=None):
     if config.dataset == "miniimagenet":
         from .data import miniimagenet
         return miniimagenet.load_miniimagenet(root, split=split)
+    if config.dataset == "tieredimagenet":
+        from .data import tieredimagenet
+        return tieredimagenet.load_tieredimagenet(root, split=split)
     raise ValueError(f"dataset {config.dataset!r} has no image split to load")
 
 

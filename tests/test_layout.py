@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reptile_edu"
 LAYERS = [
     {"config"},
     {"models", "tasks", "presets", "results", "callbacks"},
-    {"data", "data.sine", "data.cache", "data.download", "data.omniglot", "data.miniimagenet", "data.standins"},
+    {"data", "data.sine", "data.cache", "data.download", "data.omniglot", "data.miniimagenet", "data.tieredimagenet",
+     "data.standins"},
     {"inner", "checkpoints"},
     {"meta", "evaluation"},
     {"fast", "fast.distributed", "fast.graphs"},

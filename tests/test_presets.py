@@ -30,6 +30,9 @@ OFFICIAL = {
              "--meta-iters 100000 --eval-batch 15 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
              "--train-shots 15"),
 }
+for _run, (_name, _shots, _flags) in list(OFFICIAL.items()):  # the tieredImageNet presets: the same commands
+    if _name.startswith("miniimagenet"):
+        OFFICIAL["t" + _run[1:]] = (_name.replace("miniimagenet", "tieredimagenet"), _shots, _flags)
 DEFAULTS = {"--classes": 5, "--shots": 5}
 FIELD = {"--classes": "num_classes", "--train-shots": "train_shots", "--inner-batch": "inner_batch_size",
          "--inner-iters": "inner_iters", "--learning-rate": "inner_lr", "--meta-step": "meta_step_size",

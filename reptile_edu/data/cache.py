@@ -9,7 +9,9 @@ renamed, so an interrupted decode leaves no half-written cache behind.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import pickle
 import struct
 import tempfile
 import warnings
@@ -102,3 +104,53 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     except (zipfile.BadZipFile, OSError) as exc:
         raise ValueError(f"{path} is not a readable zip ({exc}): probably truncated or an HTML error page; "
                          f"delete it and copy or download it again") from exc
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickle NumPy arrays, dicts, lists and strings only: a pickle from the internet must not run code."""
+
+    def find_class(self, module, name):
+        if module.split(".")[0] == "numpy" and name in ("_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"):
+            return super().find_class(module, name)
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 writes bytes into a protocol-2 pickle
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data pickle")
+
+
+def safe_unpickle(path: Path, what: str):
+    """A data pickle (``what`` names it in errors) read with the allow-list above; an HTML page saved under its
+    name (a download quota or confirmation page), another file type or a truncated pickle is one clear error."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+        if head.lstrip().startswith(b"<") or b"<html" in head.lower():
+            raise ValueError(f"{path} is an HTML page, not a pickle (a download quota or confirmation page saved "
+                             f"under the .pkl name); delete it and download the file again, e.g. in a browser")
+        if not head.startswith(b"\x80"):
+            raise ValueError(f"{path} is not a pickle (it starts with {head[:8]!r}); delete it and download it again")
+        f.seek(0)
+        try:
+            return _ArraysOnly(f, encoding="latin1").load()
+        except (EOFError, pickle.UnpicklingError, ValueError) as exc:
+            raise ValueError(f"{path} cannot be unpickled ({exc}): truncated or not {what}; "
+                             f"download it again") from exc
+
+
+def scratch_uint8(shape, cache_dir=None) -> torch.Tensor:
+    """A zeroed uint8 tensor of ``shape`` backed by a file in the cache directory rather than by the process's own
+    memory: a large set decoded into it lives in the page cache, which the system writes back and frees as it
+    needs, so decoding never holds the whole set in memory. The file is unlinked at once (the mapping keeps it
+    until the tensor is gone). Where the cache directory cannot be written, an ordinary tensor."""
+    directory = cache_root(cache_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".decode-", suffix=".scratch")
+        os.close(fd)
+    except OSError:
+        return torch.zeros(shape, dtype=torch.uint8)
+    try:
+        return torch.from_file(name, shared=True, size=math.prod(shape), dtype=torch.uint8).view(shape)
+    finally:
+        try:
+            os.unlink(name)
+        except OSError:  # Windows keeps a mapped file; it stays until the tensor is freed
+            pass

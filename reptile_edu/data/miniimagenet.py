@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,7 @@ from PIL import Image
 
 from ..config import DATA_ENV, data_root
 from ..tasks import ImageDataset
-from .cache import cached, fingerprint, open_zip
+from .cache import cached, fingerprint, open_zip, safe_unpickle
 
 SPLITS = ("train", "val", "test")
 STANDARD_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -87,7 +86,7 @@ def counts(root) -> dict[str, tuple[int, int]]:
     return {s: (len(c), sum(map(len, c.values()))) for s, c in scan(root).items()}
 
 
-def _decode_one(name: str, reader) -> np.ndarray:
+def _read_one(name: str, reader) -> np.ndarray:
     if isinstance(reader, Path):
         data = reader.read_bytes()
     else:
@@ -97,53 +96,40 @@ def _decode_one(name: str, reader) -> np.ndarray:
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
             raise ValueError(f"{z.filename}: cannot read {info.filename} ({exc}); the zip is damaged or "
                              f"truncated, copy it again") from exc
+    return decode_one(name, data)
+
+
+def decode_one(name: str, data: bytes) -> np.ndarray:
+    """One encoded image as an RGB uint8 array [84, 84, 3]; any other size is an error naming the file."""
     img = Image.open(io.BytesIO(data))
     if img.size != (SIZE, SIZE):
-        raise ValueError(f"{name} is {img.size[0]}x{img.size[1]}, expected {SIZE}x{SIZE}: use an 84x84 Mini-ImageNet "
-                         f"copy (resize the originals to 84x84 first, e.g. with cbfinn/maml's proc_images.py)")
+        raise ValueError(f"{name} is {img.size[0]}x{img.size[1]}, expected {SIZE}x{SIZE}: use an 84x84 copy of the "
+                         f"set (resize the originals to 84x84 first, e.g. with cbfinn/maml's proc_images.py)")
     return np.array(img.convert("RGB"))
 
 
-def _decode_files(classes: dict[str, list]) -> dict:
+def decode_files(classes: dict[str, list], allocate=None) -> dict:
+    """``scan``'s classes of one split decoded into uint8 [classes, per_class, 3, 84, 84], classes sorted by name
+    and files by name; ``allocate(shape)`` makes the tensor the pixels go into (default ``torch.empty``)."""
     names = sorted(classes)
     per_class = min(len(v) for v in classes.values())
     if len({len(v) for v in classes.values()}) > 1:
         warnings.warn(f"classes have {min(map(len, classes.values()))}..{max(map(len, classes.values()))} images; "
                       f"keeping the first {per_class} (by file name) of each", stacklevel=4)
-    images = torch.empty(len(names), per_class, 3, SIZE, SIZE, dtype=torch.uint8)
+    shape = (len(names), per_class, 3, SIZE, SIZE)
+    images = allocate(shape) if allocate else torch.empty(shape, dtype=torch.uint8)
 
     def one_class(c):
         for i, (fname, reader) in enumerate(sorted(classes[names[c]], key=lambda f: f[0])[:per_class]):
-            images[c, i] = torch.from_numpy(_decode_one(f"{names[c]}/{fname}", reader)).permute(2, 0, 1)
+            images[c, i] = torch.from_numpy(_read_one(f"{names[c]}/{fname}", reader)).permute(2, 0, 1)
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow releases the GIL
         list(pool.map(one_class, range(len(names))))
     return {"images": images, "names": names}
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickle NumPy arrays, dicts and lists only: a pickle from the internet must not run code."""
-
-    def find_class(self, module, name):
-        if module.split(".")[0] == "numpy" and name in ("_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a Mini-ImageNet pickle")
-
-
 def _decode_pickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        head = f.read(512)
-        if head.lstrip().startswith(b"<") or b"<html" in head.lower():
-            raise ValueError(f"{path} is an HTML page, not a pickle (a download quota or confirmation page saved "
-                             f"under the .pkl name); delete it and download the file again, e.g. in a browser")
-        if not head.startswith(b"\x80"):
-            raise ValueError(f"{path} is not a pickle (it starts with {head[:8]!r}); delete it and download it again")
-        f.seek(0)
-        try:
-            raw = _ArraysOnly(f, encoding="latin1").load()
-        except (EOFError, pickle.UnpicklingError, ValueError) as exc:
-            raise ValueError(f"{path} cannot be unpickled ({exc}): truncated or not a Mini-ImageNet cache; "
-                             f"download it again") from exc
+    raw = safe_unpickle(path, "a Mini-ImageNet cache")
     data, class_dict = raw["image_data"], raw["class_dict"]
     if data.dtype != np.uint8 or data.shape[1:] != (SIZE, SIZE, 3):
         raise ValueError(f"{path}: image_data is {data.dtype} {data.shape}, expected uint8 [n, 84, 84, 3]")
@@ -166,7 +152,7 @@ def _decode_split(root: Path, split: str) -> dict:
             if owners.setdefault(wnid, s) != s:
                 raise ValueError(f"class {wnid} appears in both {owners[wnid]} and {s} in {root}: splits must "
                                  f"have disjoint classes; remove the misplaced folder")
-    return _decode_files(found[split])
+    return decode_files(found[split])
 
 
 def load_miniimagenet(root=None, split: str = "train", standard: bool = False, cache_dir=None) -> ImageDataset:
