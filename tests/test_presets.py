@@ -22,15 +22,11 @@ OFFICIAL = {
     "m55": ("miniimagenet-5way", 5, "--inner-batch 10 --inner-iters 8 --meta-step 1 --meta-batch 5 "
             "--meta-iters 100000 --eval-batch 15 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
             "--train-shots 15"),
-    # ours: m15 / m55 with --classes 10 (no official 10-way command exists)
-    "m110": ("miniimagenet-10way", 1, "--shots 1 --classes 10 --inner-batch 10 --inner-iters 8 --meta-step 1 "
-             "--meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50 --learning-rate 0.001 "
-             "--meta-step-final 0 --train-shots 15"),
-    "m510": ("miniimagenet-10way", 5, "--classes 10 --inner-batch 10 --inner-iters 8 --meta-step 1 --meta-batch 5 "
-             "--meta-iters 100000 --eval-batch 15 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
-             "--train-shots 15"),
 }
-for _run, (_name, _shots, _flags) in list(OFFICIAL.items()):  # the tieredImageNet presets: the same commands
+# ours: m15 / m55 with --classes 10 (no 10-way command is published), and tieredImageNet with the same commands
+OFFICIAL.update(m110=("miniimagenet-10way", 1, OFFICIAL["m15"][2] + " --classes 10"),
+                m510=("miniimagenet-10way", 5, OFFICIAL["m55"][2] + " --classes 10"))
+for _run, (_name, _shots, _flags) in list(OFFICIAL.items()):
     if _name.startswith("miniimagenet"):
         OFFICIAL["t" + _run[1:]] = (_name.replace("miniimagenet", "tieredimagenet"), _shots, _flags)
 DEFAULTS = {"--classes": 5, "--shots": 5}
