@@ -199,7 +199,6 @@ def example_accuracy(learner: Learner, num_classes: int | None = None) -> dict:
             "probabilities": probs, "labels": labels}
 
 
-
 # The demo's initialisations per shipped meta-trained checkpoint: the joint-training checkpoint of the same network.
 JOINT = {"omniglot-5way-paper": "omniglot-5way-joint", "omniglot-20way-paper": "omniglot-20way-joint"}
 

@@ -319,9 +319,6 @@ def draw_your_own(learner_sets: dict, classes: int = 3, size: int = 140):
         say(text)
 
     def run():
-        if ways.value > learner_sets[checkpoint.value][0].ways:
-            raise ValueError(f"{checkpoint.value} tells at most {learner_sets[checkpoint.value][0].ways} classes "
-                             f"apart: choose fewer classes or another checkpoint")
         support = [[drawing.render(pad.strokes, f"class {c + 1}'s box" + (f" {k + 1}" if len(column) > 1 else ""))
                     for k, pad in enumerate(column)] for c, column in enumerate(pads)]
         query = drawing.render(test_pad.strokes, "the test box")
