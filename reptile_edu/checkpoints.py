@@ -66,6 +66,11 @@ def load_run(path, expected_config: dict | None = None) -> dict:
     state = _load(path, "run checkpoint", RUN_FORMAT)["state"]
     if expected_config is not None:
         saved = state["config"]
+        if list(saved.get("seeds", [])) != list(expected_config.get("seeds", [])):
+            def seeds(c):
+                return f"--seeds {' '.join(map(str, c['seeds']))}" if c.get("seeds") else f"one seed ({c.get('seed')})"
+            raise CheckpointError(f"run checkpoint {path} holds {seeds(saved)}, this run asks for "
+                                  f"{seeds(expected_config)}: resume with the same seeds, or use another --run-dir")
         diffs = [f"{k}: checkpoint {saved.get(k)!r} vs this run {v!r}" for k, v in expected_config.items()
                  if k not in RESUMABLE_DIFFERENCES and saved.get(k) != v]
         if diffs:

@@ -56,12 +56,14 @@ def _train(args) -> dict:
 
     overrides = {k: v for k, v in (("algorithm", args.algorithm), ("path", args.path), ("meta_iters", args.meta_iters),
                                    ("device", args.device), ("seed", args.seed)) if v is not None}
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
     if args.deterministic:
         overrides["deterministic"] = True
     if args.algorithm == "maml":
         overrides["inner_optimizer"] = "sgd"  # second-order MAML differentiates through SGD steps only
     config = presets.preset(args.preset, args.scale, args.variant, **overrides)
-    run_dir = args.run_dir or f"runs/{args.preset}-{args.variant or args.scale}"
+    run_dir = args.run_dir or f"runs/{args.preset}-{args.variant or args.scale}" + ("-seeds" if args.seeds else "")
     distributed.init_from_env(config.device)  # under torchrun: join the process group (gloo or NCCL)
     return runs.train_run(config, run_dir, args.resume, args.checkpoint_every, args.data_root)
 
@@ -175,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", choices=PATHS)
     p.add_argument("--meta-iters", type=int)
     p.add_argument("--device", choices=["cpu", "cuda"])
-    p.add_argument("--seed", type=int)
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int)
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="train one run per seed, all at once (stacked on the task dimension); one checkpoint")
     p.add_argument("--deterministic", action="store_true",
                    help="GPU: cuDNN's deterministic algorithms (bit-repeatable, slower) instead of autotuned ones")
     p.add_argument("--run-dir", help="default runs/PRESET-SCALE")

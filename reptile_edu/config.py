@@ -97,6 +97,9 @@ class Config:
     eval_interval: int = 1_000
     # run
     seed: int = 0
+    # several independent runs trained at once, one per seed, stacked on the task dimension (``train.SeedStates``);
+    # empty: the one run of ``seed``. Each seed's run computes what ``alone(seed)`` computes.
+    seeds: tuple[int, ...] = ()
     device: str = "cpu"
     # cuDNN (GPU only): False autotunes its convolution algorithms, as the official TensorFlow code does, which is
     # fastest; True takes its deterministic ones, so a GPU run repeats bit for bit, at some cost in speed (see
@@ -104,6 +107,7 @@ class Config:
     deterministic: bool = False
 
     def __post_init__(self):
+        self.seeds = tuple(self.seeds)  # a JSON round trip gives a list
         self.validate()
 
     def validate(self) -> None:
@@ -125,6 +129,8 @@ class Config:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)!r})")
         if self.train_shots < 0:
             raise ValueError(f"train_shots must be >= 0, 0 meaning 'same as num_shots' (got {self.train_shots!r})")
+        if any(not isinstance(s, int) or s < 0 for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0 (got {list(self.seeds)}): e.g. --seeds 0 1 2")
         if self.algorithm in ("fomaml", "maml") and self.inner_iters < 2:
             raise ValueError(f"inner_iters must be >= 2 for {self.algorithm}: k-1 inner steps, then the test batch")
 
@@ -133,7 +139,17 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as plain values; ``seeds`` only where set, so a one-seed run's record is unchanged by it."""
+        fields = dataclasses.asdict(self)
+        if self.seeds:
+            fields["seeds"] = list(self.seeds)
+        else:
+            del fields["seeds"]
+        return fields
+
+    def alone(self, seed: int) -> "Config":
+        """One seed's run of a several-seed config, as if trained by itself."""
+        return self.replace(seed=seed, seeds=())
 
     def meta_step_at(self, iteration: int) -> float:
         """Linear annealing of the official train.py: frac*final + (1-frac)*initial, frac = i / meta_iters."""

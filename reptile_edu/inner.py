@@ -88,14 +88,30 @@ def adam_step(model, params: Params, state: dict, batch, lr: float) -> tuple[Par
     return {k: p.requires_grad_() for k, p in new.items()}, {"v": v, "t": t}, losses.detach()
 
 
-def expand_state(state: dict | None, n: int) -> dict | None:
-    """The carried single-task Adam state ([1, ...]) as the starting state of ``n`` parallel tasks (views)."""
+def expand_state(state: dict | None, n: int, runs: int | None = None) -> dict | None:
+    """The carried single-task Adam state ([1, ...]) as the starting state of ``n`` parallel tasks (views); with
+    ``runs=S``, S runs' states ([S, ...]) for their n/S tasks each, run by run (copies)."""
     if state is None:
         return None
+    if runs is not None:
+        return {"v": {k: v.repeat_interleave(n // runs, dim=0) for k, v in state["v"].items()},
+                "t": state["t"].repeat_interleave(n // runs)}
     return {"v": {k: v.expand(n, *v.shape[1:]) for k, v in state["v"].items()}, "t": state["t"].expand(n)}
 
 
-def merge_states(start: dict | None, end: dict, steps: int, first: int = 0, total: int | None = None) -> dict:
+def select_state(state: dict, run: int) -> dict:
+    """Run ``run``'s carried state ([1, ...]) out of several runs' ([S, ...])."""
+    return {"v": {k: v[run:run + 1] for k, v in state["v"].items()}, "t": state["t"][run:run + 1]}
+
+
+def join_states(states: list[dict]) -> dict:
+    """Several runs' carried states ([1, ...] each) as one ([S, ...]): ``select_state``'s inverse."""
+    return {"v": {k: torch.cat([s["v"][k] for s in states]) for k in states[0]["v"]},
+            "t": torch.cat([s["t"] for s in states])}
+
+
+def merge_states(start: dict | None, end: dict, steps: int, first: int = 0, total: int | None = None,
+                 runs: int | None = None) -> dict:
     """The *merged carry*: the vectorised path's rule for the Adam state carried past a meta-batch.
 
     The official code runs the tasks one after another, each starting from the state the previous one left.
@@ -107,21 +123,25 @@ def merge_states(start: dict | None, end: dict, steps: int, first: int = 0, tota
     and the weighting are then exactly the faithful path's; only the gradients differ, because task j was
     adapted from ``start`` rather than from task j-1's state.
 
+    With ``runs=S``, ``start`` is S runs' states ([S, ...]), ``end`` their T/S tasks each, run by run, and the
+    merge is each run's own ([S, ...]).
+
     Sharded over processes (``fast/distributed.py``), ``end`` holds tasks ``first .. first+T-1`` of ``total``: the
     result is this shard's part of the sum (the ``start`` term belongs to the shard with ``first == 0``), and
     the parts add up, by an all-reduce, to the unsharded merge.
     """
-    T = end["t"].shape[0]
+    R = runs or 1
+    T = end["t"].shape[0] // R
     total = T if total is None else total
-    t0 = start["t"] if start is not None else torch.zeros(1, dtype=end["t"].dtype, device=end["t"].device)
+    t0 = start["t"] if start is not None else torch.zeros(R, dtype=end["t"].dtype, device=end["t"].device)
     k = steps
     decay = ADAM_BETA2 ** (k * (total - 1 - torch.arange(first, first + T, dtype=torch.float64, device=t0.device)))
-    v = flatten(end["v"], 1)  # [T, P]: the whole model in a few kernels
-    v0 = None if start is None else flatten(start["v"], 1)  # [1, P]
+    v = flatten(end["v"], 1).view(R, T, -1)  # [R, T, P]: the whole model in a few kernels
+    v0 = None if start is None else flatten(start["v"], 1)[:, None]  # [R, 1, P]
     contrib = v if v0 is None else v - ADAM_BETA2 ** k * v0
-    merged = (decay.to(v.dtype)[:, None] * contrib).sum(dim=0, keepdim=True)
+    merged = (decay.to(v.dtype)[:, None] * contrib).sum(dim=1)
     if v0 is not None and not first:
-        merged = merged + ADAM_BETA2 ** (total * k) * v0
+        merged = merged + ADAM_BETA2 ** (total * k) * v0[:, 0]
     return {"v": unflatten(merged, {name: x.shape[1:] for name, x in end["v"].items()}), "t": t0 + total * k}
 
 

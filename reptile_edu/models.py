@@ -18,14 +18,19 @@ import torch
 Params = dict[str, torch.Tensor]
 
 
-def stack(params: Params, n: int) -> Params:
-    """``n`` identical copies of unbatched parameters, [n, ...], as fresh leaves that require grad."""
-    return {k: p.detach().unsqueeze(0).expand(n, *p.shape).clone().requires_grad_() for k, p in params.items()}
+def broadcast(params: Params, n: int, runs: int | None = None) -> Params:
+    """``n`` task copies of the parameters, [n, ...], keeping the autograd link to them (for second-order MAML).
+
+    ``runs=None``: ``params`` are one run's (unbatched), and every task gets them (views). ``runs=S``: ``params``
+    are S runs' stacked ([S, ...]) and the n tasks are n/S per run, run by run (copies)."""
+    if runs is None:
+        return {k: p.unsqueeze(0).expand(n, *p.shape) for k, p in params.items()}
+    return {k: p.repeat_interleave(n // runs, dim=0) for k, p in params.items()}
 
 
-def broadcast(params: Params, n: int) -> Params:
-    """``n`` views of the same parameters, keeping the autograd link to them (for second-order MAML)."""
-    return {k: p.unsqueeze(0).expand(n, *p.shape) for k, p in params.items()}
+def stack(params: Params, n: int, runs: int | None = None) -> Params:
+    """``broadcast``'s task copies as fresh leaves that require grad (the start of a first-order inner loop)."""
+    return {k: p.detach().clone().requires_grad_() for k, p in broadcast(params, n, runs).items()}
 
 
 def flatten(params: Params, lead: int = 0) -> torch.Tensor:

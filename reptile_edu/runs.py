@@ -17,7 +17,7 @@ import torch
 from . import checkpoints, evaluation, presets, results
 from .config import Config
 from .fast import distributed
-from .train import TrainState, build_model, load_dataset, meta_train
+from .train import build_model, load_dataset, meta_train, new_state, resume_state
 from .callbacks import progress_bar
 from .results import write_json
 
@@ -76,24 +76,25 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
         saved = checkpoints.load_run(path, config.to_dict())
         # the resumed run executes as asked (e.g. a GPU run continued on a CPU): the saved config says how it began
         saved["config"] = {**saved["config"], **{k: getattr(config, k) for k in checkpoints.RESUMABLE_DIFFERENCES}}
-        state = TrainState.from_state_dict(saved)
+        state = resume_state(saved)
     elif path.exists():
         raise ValueError(f"{run_dir} already holds a run checkpoint: pass --resume to continue it, "
                          f"or choose another --run-dir")
     else:
-        state = TrainState.new(config)
+        state = new_state(config)
     if dataset is None and config.dataset != "sine":
         dataset = load_dataset(config, "train", data_root)
     start_iteration, save_seconds = state.iteration, []
     writer = distributed.world()[0] == 0  # under torchrun only rank 0 writes and shows progress
     bar = progress_bar(config.meta_iters, config.preset, start_iteration) if show_progress and writer else None
 
-    def save(live: TrainState):
+    def save(live):
         if not writer:
             return
         saved = live.state_dict()
         save_seconds.append(checkpoints.save_run(path, saved))
-        write_json(run_dir / CURVE, curve_record(saved))
+        for name, one in curve_files(saved).items():
+            write_json(run_dir / name, curve_record(one))
 
     def on_event(event):
         if bar:
@@ -111,13 +112,26 @@ def train_run(config: Config, run_dir, resume: bool = False, checkpoint_every: i
     with _interrupt_at_a_boundary() as interrupted:
         meta_train(config, callback=on_event, eval_set=eval_set, dataset=dataset, state=state)
     save(state)  # after the final evaluation, which the last periodic checkpoint precedes
-    wall = state.history.wall_s
-    return {"run_dir": str(run_dir), "checkpoint": str(path), "preset": config.preset,
+    wall = state.runs[0].history.wall_s
+    seeds = {"seeds": list(config.seeds)} if config.seeds else {}
+    return {"run_dir": str(run_dir), "checkpoint": str(path), "preset": config.preset, **seeds,
             "meta_iters_run": state.iteration, "meta_iters_schedule": config.meta_iters,
             "resumed_from": start_iteration, "train_wall_s": round(wall, 2),
             "it_per_s": round(state.iteration / max(wall, 1e-9), 2),
             "checkpoint_save_s": round(sum(save_seconds) / max(len(save_seconds), 1), 4),
             "processes": distributed.world()[1]}
+
+
+def per_seed(saved: dict) -> list[dict]:
+    """A run checkpoint's state dicts, one per run: itself, or each seed's of a several-seed run."""
+    return saved["runs"] if "runs" in saved else [saved]
+
+
+def curve_files(saved: dict) -> dict[str, dict]:
+    """The training-curve files a run checkpoint leaves: ``curve.json``, or one ``curve-seedS.json`` per seed."""
+    if "runs" not in saved:
+        return {CURVE: saved}
+    return {f"curve-seed{run['config']['seed']}.json": run for run in saved["runs"]}
 
 
 def curve_record(saved: dict, window: int = CURVE_WINDOW) -> dict:
@@ -141,7 +155,10 @@ def read_curve(path) -> dict:
     path = Path(path)
     if path.is_dir():
         if not (path / CURVE).is_file() and (path / CHECKPOINT).is_file():
-            return curve_record(checkpoints.load_run(path / CHECKPOINT))
+            saved = checkpoints.load_run(path / CHECKPOINT)
+            if "runs" in saved:
+                raise ValueError(f"{path} holds a run of several seeds: read one of its curve-seedS.json files")
+            return curve_record(saved)
         if not (path / CURVE).is_file():
             raise FileNotFoundError(f"no {CURVE} or {CHECKPOINT} in {path}: `python -m reptile_edu train ... "
                                     f"--run-dir {path}` writes both with each checkpoint")
@@ -168,8 +185,9 @@ def uniform_loss(config: dict) -> float:
     return config["inner_batch_size"] * math.log(config["num_classes"])
 
 
-def _load_model_source(source) -> dict:
-    """A run directory, a run checkpoint or a shipped checkpoint (name or path) -> params, state, config, ..."""
+def _load_model_sources(source) -> list[dict]:
+    """A run directory, a run checkpoint or a shipped checkpoint (name or path) -> params, state, config, ...;
+    one per seed for a run of several seeds."""
     p = Path(source)
     run_file = p / CHECKPOINT if p.is_dir() else p
     if run_file.is_file():
@@ -178,14 +196,14 @@ def _load_model_source(source) -> dict:
         except checkpoints.WrongKind:  # a shipped checkpoint given by path: read it below
             pass
         else:
-            history = saved["history"]
-            return {"params": saved["phi"], "inner_state": saved["inner_state"], "config": saved["config"],
-                    "meta_iters_run": saved["iteration"], "train_wall_s": history["wall_s"], "checkpoint": str(run_file)}
+            return [{"params": one["phi"], "inner_state": one["inner_state"], "config": one["config"],
+                     "meta_iters_run": one["iteration"], "train_wall_s": one["history"]["wall_s"],
+                     "checkpoint": str(run_file)} for one in per_seed(saved)]
     shipped = checkpoints.load_shipped(source)
     prov = shipped["provenance"]
-    return {"params": shipped["params"], "inner_state": shipped["inner_state"], "config": shipped["config"],
-            "meta_iters_run": prov["meta_iters_run"], "train_wall_s": prov["train_wall_s"],
-            "checkpoint": str(checkpoints.shipped_path(source))}
+    return [{"params": shipped["params"], "inner_state": shipped["inner_state"], "config": shipped["config"],
+             "meta_iters_run": prov["meta_iters_run"], "train_wall_s": prov["train_wall_s"],
+             "checkpoint": str(checkpoints.shipped_path(source))}]
 
 
 def evaluate_weights(config: Config, params, inner_state, dataset, shots: int, tasks: int,
@@ -203,33 +221,47 @@ def evaluate_weights(config: Config, params, inner_state, dataset, shots: int, t
 
 def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 0, device: str = "cpu",
                     data_root=None, split: str = "test", dataset=None) -> dict:
-    """The official evaluation of a run or checkpoint: one adaptation per task, both modes; a results record."""
+    """The official evaluation of a run or checkpoint: one adaptation per task, both modes; a results record.
+
+    A run of several seeds is evaluated seed by seed on the same tasks (the same ``eval_seed``): each evaluation
+    then gives the mean over seeds as ``accuracy`` and ``ci95`` (the task-level interval, averaged), the
+    standard deviation across seeds as ``seed_std``, and every seed's own numbers in ``per_seed``."""
     if not shots or min(shots) < 1 or tasks < 1:
         raise ValueError(f"shots and tasks must be >= 1 (got shots {list(shots)}, tasks {tasks}): e.g. --shots 1 5")
     commit = results.commit()  # the code that runs now (an evaluation may outlast the checkout's HEAD)
-    loaded = _load_model_source(source)
-    config = Config(**loaded["config"]).replace(device=device)
+    loaded = _load_model_sources(source)
+    configs = [Config(**one["config"]).replace(device=device) for one in loaded]
+    config = configs[0]
     if config.dataset == "sine":
         raise ValueError("eval is for the image presets; the sine toy is evaluated by `python -m reptile_edu sine`")
     dataset = (dataset if dataset is not None else load_dataset(config, split, data_root)).to(device)
-    params = {k: v.to(device) for k, v in loaded["params"].items()}
-    state = loaded["inner_state"]
-    if state is not None:
-        state = {"v": {k: v.to(device) for k, v in state["v"].items()}, "t": state["t"].to(device)}
     evaluations = []
     for k in shots:
-        out = evaluate_weights(config, params, state, dataset, k, tasks, eval_seed)
+        outs = []
+        for one, cfg in zip(loaded, configs):
+            params = {name: v.to(device) for name, v in one["params"].items()}
+            state = one["inner_state"]
+            if state is not None:
+                state = {"v": {name: v.to(device) for name, v in state["v"].items()}, "t": state["t"].to(device)}
+            outs.append(evaluate_weights(cfg, params, state, dataset, k, tasks, eval_seed))
         for mode in evaluation.MODES:
-            evaluations.append({"ways": config.num_classes, "shots": k, "mode": mode,
-                                "tasks": tasks, "accuracy": round(out[mode]["accuracy"], 4),
-                                "ci95": round(out[mode]["ci95"], 4), "eval_seed": eval_seed,
-                                "eval_batch": out["eval_batch"], "chunk_size": out["chunk_size"],
-                                "eval_wall_s": round(out["eval_wall_s"], 2)})
+            accuracies = [out[mode]["accuracy"] for out in outs]
+            entry = {"ways": config.num_classes, "shots": k, "mode": mode, "tasks": tasks,
+                     "accuracy": round(float(np.mean(accuracies)), 4),
+                     "ci95": round(float(np.mean([out[mode]["ci95"] for out in outs])), 4), "eval_seed": eval_seed,
+                     "eval_batch": outs[0]["eval_batch"], "chunk_size": outs[0]["chunk_size"],
+                     "eval_wall_s": round(sum(out["eval_wall_s"] for out in outs), 2)}
+            if len(outs) > 1:
+                entry["seed_std"] = round(float(np.std(accuracies, ddof=1)), 4)
+                entry["per_seed"] = [{"seed": cfg.seed, "accuracy": round(out[mode]["accuracy"], 4),
+                                      "ci95": round(out[mode]["ci95"], 4)} for cfg, out in zip(configs, outs)]
+            evaluations.append(entry)
+    seed = [cfg.seed for cfg in configs] if len(configs) > 1 else config.seed
     return {"preset": config.preset, "algorithm": config.algorithm, "path": config.path,
-            "meta_iters_run": loaded["meta_iters_run"], "meta_iters_schedule": config.meta_iters,
-            "train_wall_s": round(loaded["train_wall_s"], 2), "device": results.device_name(device),
-            "torch": str(torch.__version__), "commit": commit, "seed": config.seed,
-            "checkpoint": loaded["checkpoint"], "split": split, "evaluations": evaluations}
+            "meta_iters_run": loaded[0]["meta_iters_run"], "meta_iters_schedule": config.meta_iters,
+            "train_wall_s": round(loaded[0]["train_wall_s"], 2), "device": results.device_name(device),
+            "torch": str(torch.__version__), "commit": commit, "seed": seed,
+            "checkpoint": loaded[0]["checkpoint"], "split": split, "evaluations": evaluations}
 
 
 def export_check(config: Config, params, inner_state, dataset) -> dict:
@@ -241,17 +273,24 @@ def export_check(config: Config, params, inner_state, dataset) -> dict:
 
 def export_run(run_dir, name: str, data_root=None, dataset=None) -> dict:
     """Run checkpoint -> shipped checkpoint ``reptile_edu/checkpoints/NAME.pt``, with the accuracy of a fixed
-    20-task CPU evaluation stored beside the weights (a test re-evaluates it and expects the same number)."""
+    20-task CPU evaluation stored beside the weights (a test re-evaluates it and expects the same number). A run
+    of several seeds gives one shipped checkpoint per seed, ``NAME-seedS.pt``, each an ordinary one."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"export name must be a plain file name (got {name!r})")
     saved = checkpoints.load_run(Path(run_dir) / CHECKPOINT)
-    config = Config(**saved["config"]).replace(device="cpu")
-    check = export_check(config, saved["phi"], saved["inner_state"],
-                         dataset if dataset is not None else load_dataset(config, "test", data_root))
-    provenance = {"meta_iters_run": saved["iteration"], "meta_iters_schedule": config.meta_iters,
-                  "train_wall_s": saved["history"]["wall_s"], "commit": results.commit(), "torch": str(torch.__version__),
-                  "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "check": dict(EXPORT_CHECK, **{m: check[m]["accuracy"] for m in evaluation.MODES})}
-    path = checkpoints.shipped_path(name)
-    checkpoints.save_shipped(path, saved["phi"], saved["inner_state"], saved["config"], provenance)
-    return {"checkpoint": str(path), "bytes": path.stat().st_size, "check": provenance["check"]}
+    several = "runs" in saved
+    exported = []
+    for one in per_seed(saved):
+        config = Config(**one["config"]).replace(device="cpu")
+        if dataset is None:
+            dataset = load_dataset(config, "test", data_root)
+        check = export_check(config, one["phi"], one["inner_state"], dataset)
+        provenance = {"meta_iters_run": one["iteration"], "meta_iters_schedule": config.meta_iters,
+                      "train_wall_s": one["history"]["wall_s"], "commit": results.commit(),
+                      "torch": str(torch.__version__),
+                      "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      "check": dict(EXPORT_CHECK, **{m: check[m]["accuracy"] for m in evaluation.MODES})}
+        path = checkpoints.shipped_path(f"{name}-seed{config.seed}" if several else name)
+        checkpoints.save_shipped(path, one["phi"], one["inner_state"], one["config"], provenance)
+        exported.append({"checkpoint": str(path), "bytes": path.stat().st_size, "check": provenance["check"]})
+    return {"exported": exported} if several else exported[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import fast, meta, tasks
+from . import fast, inner, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
 from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP, flatten
@@ -134,10 +134,17 @@ class TrainState:
     inner_state: dict | None = None
     iteration: int = 0
 
+    @property
+    def runs(self) -> list["TrainState"]:
+        """The runs this state trains: itself (``SeedStates`` holds several)."""
+        return [self]
+
     @classmethod
     def new(cls, config: Config, params: Params | None = None) -> "TrainState":
         """A fresh run: seeds everything (``set_seed``), initialises phi (or copies ``params``)."""
         config.validate()
+        if config.seeds:
+            raise ValueError("a config with several seeds trains as train.SeedStates, one TrainState per seed")
         generator = set_seed(config.seed)
         cudnn_mode(config.deterministic)
         init = params or build_model(config).init_params(generator)
@@ -177,52 +184,120 @@ class TrainState:
         return cls(config, phi, outer, generator, history, inner_state, saved["iteration"])
 
 
+class SeedStates:
+    """Several independent runs trained together, one per seed of ``config.seeds``, each a ``TrainState`` exactly
+    as if it ran alone (``config.alone(seed)``: its own initialisation, task stream, outer rule, carried inner
+    state and history). ``Step`` stacks their parameters and draws all their tasks into one meta-batch, which is
+    where the saving is: one set of batched kernels for S x meta-batch tasks instead of S runs' worth."""
+
+    def __init__(self, config: Config, runs: list[TrainState]):
+        self.config, self.runs = config, runs
+
+    @property
+    def iteration(self) -> int:
+        return self.runs[0].iteration  # the runs step together
+
+    @classmethod
+    def new(cls, config: Config, params: Params | None = None) -> "SeedStates":
+        """Fresh runs, one per seed (all from ``params`` if given, else each from its own seeded initialisation)."""
+        config.validate()
+        if not config.seeds:
+            raise ValueError("SeedStates needs config.seeds (e.g. seeds=(0, 1, 2)); one run is a TrainState")
+        return cls(config, [TrainState.new(config.alone(seed), params) for seed in config.seeds])
+
+    def state_dict(self) -> dict:
+        """Each run's ``TrainState.state_dict()``, under the several-seed config."""
+        return {"config": self.config.to_dict(), "runs": [run.state_dict() for run in self.runs],
+                "iteration": self.iteration}
+
+    @classmethod
+    def from_state_dict(cls, saved: dict) -> "SeedStates":
+        config = Config(**saved["config"])
+        runs = []
+        for run in saved["runs"]:  # each run executes as the several-seed config says (device, determinism)
+            runs.append(TrainState.from_state_dict({**run, "config": config.alone(run["config"]["seed"]).to_dict()}))
+        return cls(config, runs)
+
+
+def resume_state(saved: dict) -> TrainState | SeedStates:
+    """A run checkpoint's state, of one run or of several seeds."""
+    return SeedStates.from_state_dict(saved) if "runs" in saved else TrainState.from_state_dict(saved)
+
+
+def new_state(config: Config, params: Params | None = None) -> TrainState | SeedStates:
+    """A fresh run, or fresh runs of ``config.seeds``."""
+    return SeedStates.new(config, params) if config.seeds else TrainState.new(config, params)
+
+
 def _clone(state):
     if state is None:
         return None
     return {"v": {k: v.clone() for k, v in state["v"].items()}, "t": state["t"].clone()}
 
 
-def _diverged(config: Config, iteration: int, loss: float) -> FloatingPointError:
+def _diverged(config: Config, iteration: int, loss: float, seed: int | None = None) -> FloatingPointError:
     """The error every step raises when NaN/inf appears (phi is left as before that iteration)."""
-    return FloatingPointError(f"training diverged at meta-iteration {iteration} (inner loss {loss}): "
+    which = f" (seed {seed})" if config.seeds else ""
+    return FloatingPointError(f"training diverged at meta-iteration {iteration}{which} (inner loss {loss}): "
                               f"lower inner_lr ({config.inner_lr}) or meta_step_size ({config.meta_step_size})")
+
+
+def together(runs: list[TrainState]) -> tuple[Params, dict | None, int | None]:
+    """The runs' parameters and carried inner states in the form ``meta.meta_step`` takes them: one run's own
+    (``runs`` argument None), or S runs' stacked on a leading dimension (``runs=S``)."""
+    if len(runs) == 1:
+        return runs[0].phi, runs[0].inner_state, None
+    phi = {k: torch.stack([run.phi[k] for run in runs]) for k in runs[0].phi}
+    states = [run.inner_state for run in runs]
+    return phi, None if states[0] is None else inner.join_states(states), len(runs)
+
+
+def draw(runs: list[TrainState], dataset=None):
+    """One meta-batch for every run, each from its own generator, run after run on the task dimension."""
+    drawn = [sample_batches(run.config, run.generator, dataset) for run in runs]
+    return [(torch.cat([d[j][0] for d in drawn]), torch.cat([d[j][1] for d in drawn])) for j in range(len(drawn[0]))]
 
 
 class Step:
     """Meta-iterations as the paper writes them (Algorithm 2; Algorithm 1 is a meta-batch of one): sample tasks,
-    run the inner loop from phi, take the algorithm's displacement, apply the outer rule.
+    run the inner loop from phi, take the algorithm's displacement, apply the outer rule. Several seeds' runs
+    (``SeedStates``) take each iteration together, every run with its own tasks, displacement and outer rule.
 
     ``displacement`` is ``meta.meta_step`` or a function of the same signature (``fast.distributed.meta_step``
-    shards the tasks over processes). ``run(n)`` updates the TrainState in place and returns the logged losses
-    and None, or, where NaN/inf appeared, the losses before it and the bad loss (phi then as before it).
+    shards the tasks over processes). ``run(n)`` updates the state in place and returns the logged losses (one
+    list per iteration, a loss per run) and None, or, where NaN/inf appeared, the losses before it and the first
+    run's bad loss with that run's seed (the runs' parameters then as before that iteration).
     """
     chunk = 1  # meta-iterations per run() call: the callback sees every iteration's live state
 
-    def __init__(self, state: TrainState, model, dataset=None, displacement=meta.meta_step):
+    def __init__(self, state: TrainState | SeedStates, model, dataset=None, displacement=meta.meta_step):
         self.state, self.model, self.dataset, self.displacement = state, model, dataset, displacement
 
-    def run(self, n: int) -> tuple[list[float], float | None]:
-        state, config, phi = self.state, self.state.config, self.state.phi
-        dtype = next(iter(phi.values())).dtype  # batches follow the parameters (float64 for exact comparisons)
+    def run(self, n: int) -> tuple[list[list[float]], tuple[float, int] | None]:
+        config, runs = self.state.config, self.state.runs
+        dtype = next(iter(runs[0].phi.values())).dtype  # batches follow the parameters (float64 for exact checks)
         carry = config.inner_state == "carry"
         logged = []
         for _ in range(n):
-            eps = config.meta_step_at(state.iteration)
-            batches = [(x.to(config.device, dtype), y.to(config.device))
-                       for x, y in sample_batches(config, state.generator, self.dataset)]
+            eps = config.meta_step_at(self.state.iteration)
+            batches = [(x.to(config.device, dtype), y.to(config.device)) for x, y in draw(runs, self.dataset)]
+            phi, inner_state, stacked = together(runs)
             d, inner_state, losses = self.displacement(config.algorithm, self.model, phi, batches,
-                                                       config.inner_optimizer, config.inner_lr, state.inner_state,
-                                                       config.path, carry)
-            # one device sync for the logged loss and a check of every inner loss and the whole displacement
-            finite = torch.isfinite(losses.sum() + flatten(d).sum())
-            loss, ok = torch.stack([losses[0].mean().double(), finite.double()]).tolist()
-            if not ok:
-                return logged, loss
-            state.outer.apply(phi, d, eps)
-            state.inner_state = inner_state
-            state.history.losses.append(loss)
-            state.iteration += 1
+                                                       config.inner_optimizer, config.inner_lr, inner_state,
+                                                       config.path, carry, runs=stacked)
+            # one device sync for the logged losses and a check of every run's inner losses and displacement
+            width = len(runs)
+            finite = torch.isfinite(losses.view(losses.shape[0], width, -1).sum(dim=(0, 2)) + flatten(d, 1).sum(1)
+                                    if stacked else (losses.sum() + flatten(d).sum()).reshape(1))
+            loss, ok = torch.stack([losses[0].view(width, -1).mean(dim=1).double(), finite.double()]).tolist()
+            if not all(ok):
+                bad = ok.index(0.0)
+                return logged, (loss[bad], runs[bad].config.seed)
+            for r, run in enumerate(runs):
+                run.outer.apply(run.phi, {k: v[r] for k, v in d.items()} if stacked else d, eps)
+                run.inner_state = inner.select_state(inner_state, r) if stacked and inner_state else inner_state
+                run.history.losses.append(loss[r])
+                run.iteration += 1
             logged.append(loss)
         return logged, None
 
@@ -233,6 +308,8 @@ def choose_step(state: TrainState, model, dataset=None):
     if fast.graphs.supports(state.config):
         return fast.graphs.StaticStep(state, model, dataset)
     if fast.distributed.world()[1] > 1:
+        if state.config.seeds:
+            raise ValueError("several seeds train in one process: run them without torchrun, or one torchrun per seed")
         if state.config.path != "vectorised":
             raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
         return Step(state, model, dataset, fast.distributed.meta_step)
@@ -240,32 +317,41 @@ def choose_step(state: TrainState, model, dataset=None):
 
 
 def meta_train(config: Config, callback=None, params: Params | None = None, eval_set=None, *,
-               dataset=None, state: TrainState | None = None, until: int | None = None) -> History:
+               dataset=None, state: TrainState | SeedStates | None = None, until: int | None = None):
     """Meta-train from ``params`` (default: a fresh seeded initialisation), or continue ``state`` (updated in
-    place), to ``config.meta_iters`` (or stop after iteration ``until``, same schedule) and return the History.
+    place), to ``config.meta_iters`` (or stop after iteration ``until``, same schedule) and return the History;
+    with ``config.seeds``, train one run per seed together and return their Histories, in seed order, each what
+    the seed's run alone (``config.alone(seed)``) would leave, but for the shared wall time.
 
     ``callback(event)`` receives dicts: ``{"event": "step", "iteration", "meta_iters", "meta_step", "loss",
-    "state"}`` after every meta-iteration (``state`` is the live TrainState, to checkpoint; the CUDA-graph step
-    runs chunks of up to ``fast.graphs.SYNC`` iterations, whose events arrive together after each chunk) and
-    ``{"event": "eval", "iteration", result keys, "params"}`` every ``config.eval_interval`` iterations and at
-    the end, when ``eval_set(phi, inner_state) -> dict`` is given (``evaluation.sine_probe`` or
-    ``evaluation.accuracy_probe``). Image datasets come from ``dataset`` or, if None, are loaded from
+    "state"}`` after every meta-iteration (``state`` is the live TrainState or SeedStates, to checkpoint; with
+    seeds ``loss`` is the runs' mean and ``losses`` each run's; the CUDA-graph step runs chunks of up to
+    ``fast.graphs.SYNC`` iterations, whose events arrive together after each chunk) and ``{"event": "eval",
+    "iteration", result keys, "params"}`` (with ``"seed"`` for each seed's run) every ``config.eval_interval``
+    iterations and at the end, when ``eval_set(phi, inner_state) -> dict`` is given (``evaluation.sine_probe``
+    or ``evaluation.accuracy_probe``). Image datasets come from ``dataset`` or, if None, are loaded from
     ``data_root()``.
     """
-    state = state if state is not None else TrainState.new(config, params)
-    config, history, phi = state.config, state.history, state.phi
+    state = state if state is not None else new_state(config, params)
+    config, runs = state.config, state.runs
     model = build_model(config)
     if config.dataset != "sine":
         dataset = (dataset if dataset is not None else load_dataset(config)).to(config.device)
-    start = time.perf_counter() - history.wall_s
+    start = time.perf_counter() - runs[0].history.wall_s
 
     def evaluate(iteration):
-        if eval_set is None or (history.evals and history.evals[-1]["iteration"] == iteration):
+        if eval_set is None or (runs[0].history.evals and runs[0].history.evals[-1]["iteration"] == iteration):
             return
-        result = eval_set(phi, state.inner_state)
-        history.evals.append({"iteration": iteration, **result, "wall_s": time.perf_counter() - start})
-        if callback:
-            callback({"event": "eval", "iteration": iteration, **result, "params": phi})
+        for run in runs:
+            result = eval_set(run.phi, run.inner_state)
+            run.history.evals.append({"iteration": iteration, **result, "wall_s": time.perf_counter() - start})
+            if callback:
+                seed = {"seed": run.config.seed} if config.seeds else {}
+                callback({"event": "eval", "iteration": iteration, **result, **seed, "params": run.phi})
+
+    def clock():
+        for run in runs:
+            run.history.wall_s = time.perf_counter() - start
 
     stop = config.meta_iters if until is None else min(until, config.meta_iters)
     step = choose_step(state, model, dataset)
@@ -275,16 +361,18 @@ def meta_train(config: Config, callback=None, params: Params | None = None, eval
             evaluate(i)
         # up to step.chunk iterations, cut at evaluations
         n = min(stop - i, step.chunk - i % step.chunk, config.eval_interval - i % config.eval_interval)
-        losses, bad_loss = step.run(n)
-        history.wall_s = time.perf_counter() - start
+        losses, bad = step.run(n)
+        clock()
         for j, loss in enumerate(losses if callback else []):
+            each = {"loss": sum(loss) / len(loss), "losses": loss} if config.seeds else {"loss": loss[0]}
             callback({"event": "step", "iteration": i + j + 1, "meta_iters": config.meta_iters,
-                      "meta_step": config.meta_step_at(i + j), "loss": loss, "state": state})
-        if bad_loss is not None:
-            raise _diverged(config, state.iteration, bad_loss)
+                      "meta_step": config.meta_step_at(i + j), **each, "state": state})
+        if bad is not None:
+            raise _diverged(config, state.iteration, *bad)
     if stop == config.meta_iters:
         evaluate(config.meta_iters)
-    history.wall_s = time.perf_counter() - start
-    history.params = phi
-    history.inner_state = state.inner_state
-    return history
+    clock()
+    for run in runs:
+        run.history.params = run.phi
+        run.history.inner_state = run.inner_state
+    return [run.history for run in runs] if config.seeds else runs[0].history

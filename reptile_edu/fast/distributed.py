@@ -43,7 +43,7 @@ def _all_reduce_sum(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, inner_state: dict | None,
-              path: str = "vectorised", carry: bool = True):
+              path: str = "vectorised", carry: bool = True, runs: int | None = None):
     """``meta.meta_step`` on the vectorised path (``path`` must say so), this process taking its share of the
     meta-batch's tasks.
 
@@ -52,6 +52,8 @@ def meta_step(algorithm: str, model, phi, batches, optimizer: str, lr: float, in
     """
     if path != "vectorised":
         raise ValueError("training across processes shards the vectorised path: use path='vectorised'")
+    if runs is not None:
+        raise ValueError("several seeds train in one process: run them without torchrun, or one torchrun per seed")
     rank, size = world()
     total = batches[0][0].shape[0]
     if total < size:

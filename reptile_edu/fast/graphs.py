@@ -25,7 +25,7 @@ import os
 
 import torch
 
-from .. import meta, tasks
+from .. import inner, meta, tasks
 from ..models import flatten, unflatten
 from . import distributed
 
@@ -46,7 +46,8 @@ def supports(config) -> bool:
 
 
 class StaticStep:
-    """Runs a ``train.TrainState``'s meta-iterations, updating its phi, inner state and iteration in place.
+    """Runs a ``train.TrainState``'s meta-iterations (or a ``train.SeedStates``'s, every seed's run stacked on the
+    leading dimension), updating phi, inner state and iteration in place.
 
     ``capture`` (default: when phi is on a CUDA device, unless ``$REPTILE_EDU_CUDA_GRAPHS`` is ``0``) records one
     iteration as a CUDA graph on first use; without it the same step runs eagerly.
@@ -54,8 +55,8 @@ class StaticStep:
     chunk = SYNC  # train.meta_train calls run() with at most this many iterations, cut at SYNC boundaries
 
     def __init__(self, state, model, dataset: tasks.ImageDataset, capture: bool | None = None):
-        phi = state.phi
-        first = next(iter(phi.values()))
+        runs = state.runs
+        first = next(iter(runs[0].phi.values()))
         self.state, self.model, self.dataset, self.dtype = state, model, dataset.to(first.device), first.dtype
         config = state.config
         self.carry = config.inner_state == "carry" and config.inner_optimizer == "adam"
@@ -67,27 +68,38 @@ class StaticStep:
         self.eps = torch.zeros((), dtype=self.dtype, device=first.device)
         self.ok = torch.ones((), dtype=torch.bool, device=first.device)
         self.bad_at = torch.zeros((), dtype=torch.long, device=first.device)
+        self.bad_run = torch.zeros((), dtype=torch.long, device=first.device)
         self.count = torch.zeros((), dtype=torch.long, device=first.device)
-        self.losses = torch.zeros(SYNC, dtype=torch.float64, device=first.device)
-        # phi and the carried second moments become views of one flat buffer each, so that the outer update and
-        # its NaN guard are a few kernels for the whole model (the values are unchanged)
-        shapes = {k: p.shape for k, p in phi.items()}
-        self.flat_phi = flatten(phi)
-        phi.update(unflatten(self.flat_phi, shapes))
+        self.losses = torch.zeros(SYNC, len(runs), dtype=torch.float64, device=first.device)
+        # every run's phi and carried second moments become views of one row of a flat [S, P] buffer each, so that
+        # the outer update and its NaN guard are a few kernels for the whole model and all runs (values unchanged)
+        shapes = {k: p.shape for k, p in runs[0].phi.items()}
+        self.flat_phi = torch.stack([flatten(run.phi) for run in runs])
+        for r, run in enumerate(runs):
+            run.phi.update(unflatten(self.flat_phi[r], shapes))
+        self.stacked = None if len(runs) == 1 else len(runs)  # meta.meta_step's ``runs``
+        self.phi = runs[0].phi if self.stacked is None else unflatten(self.flat_phi, shapes)
         self.carried = None
         if self.carry:  # a zero state with t = 0 is exactly a fresh one (inner.adam_state)
-            saved = state.inner_state
-            self.flat_v = torch.zeros_like(self.flat_phi)[None]
-            if saved is not None:
-                self.flat_v.copy_(flatten(saved["v"], 1))
-            t = torch.zeros(1, dtype=torch.float64, device=first.device)
-            self.carried = {"v": unflatten(self.flat_v, shapes), "t": t if saved is None else t.copy_(saved["t"])}
+            self.flat_v = torch.zeros_like(self.flat_phi)
+            t = torch.zeros(len(runs), dtype=torch.float64, device=first.device)
+            for r, run in enumerate(runs):
+                if run.inner_state is not None:
+                    self.flat_v[r].copy_(flatten(run.inner_state["v"], 1)[0])
+                    t[r] = run.inner_state["t"][0]
+            self.carried = {"v": unflatten(self.flat_v, shapes), "t": t}
 
     def _draw(self) -> list[tasks.Batch]:
-        c = self.state.config
-        return tasks.training_indices(self.dataset, c.num_classes, c.train_shots or c.num_shots, c.inner_batch_size,
-                                      c.inner_iters, c.meta_batch_size, self.state.generator, c.replacement,
-                                      c.foml_tail)
+        drawn = []
+        for run in self.state.runs:
+            c = run.config
+            drawn.append(tasks.training_indices(self.dataset, c.num_classes, c.train_shots or c.num_shots,
+                                                c.inner_batch_size, c.inner_iters, c.meta_batch_size, run.generator,
+                                                c.replacement, c.foml_tail))
+        if len(drawn) == 1:
+            return drawn[0]
+        return [(torch.cat([d[j][0] for d in drawn]), torch.cat([d[j][1] for d in drawn]))
+                for j in range(len(drawn[0]))]
 
     def _load(self, iteration: int, slot: int) -> None:
         """This iteration's indices and meta-step into the fixed tensors: no sync, so the host draws iteration j+1
@@ -114,24 +126,27 @@ class StaticStep:
     def _step(self) -> None:
         """One meta-iteration on the fixed tensors: tensor operations only, so that it can be captured."""
         c = self.state.config
+        width = self.flat_phi.shape[0]
         batches = [(tasks.pixels(self.dataset, f).to(self.dtype), y) for f, y in self.views]
-        d, merged, losses = meta.meta_step(c.algorithm, self.model, self.state.phi, batches, c.inner_optimizer,
-                                           c.inner_lr, self.carried, "vectorised", self.carry)
-        d = flatten(d)
-        finite = torch.isfinite(losses.sum() + d.sum())
-        self.bad_at.copy_(torch.where(self.ok & ~finite, self.count, self.bad_at))
-        self.ok.logical_and_(finite)
+        d, merged, losses = meta.meta_step(c.algorithm, self.model, self.phi, batches, c.inner_optimizer,
+                                           c.inner_lr, self.carried, "vectorised", self.carry, runs=self.stacked)
+        d = flatten(d, 1) if self.stacked else flatten(d)[None]  # [S, P]
+        finite = torch.isfinite(losses.view(losses.shape[0], width, -1).sum(dim=(0, 2)) + d.sum(dim=1))
+        fresh = self.ok & ~finite.all()
+        self.bad_at.copy_(torch.where(fresh, self.count, self.bad_at))
+        self.bad_run.copy_(torch.where(fresh, (~finite).long().argmax(), self.bad_run))
+        self.ok.logical_and_(finite.all())
         # the outer rule as train.OuterRule computes it, phi + d * eps, moving nothing once NaN/inf was seen
         self.flat_phi.copy_(torch.where(self.ok, self.flat_phi + d * self.eps, self.flat_phi))
         if merged is not None:
             self.flat_v.copy_(torch.where(self.ok, flatten(merged["v"], 1), self.flat_v))
             self.carried["t"].copy_(torch.where(self.ok, merged["t"], self.carried["t"]))
-        self.losses.index_copy_(0, self.count.reshape(1), losses[0].mean().double().reshape(1))
+        self.losses.index_copy_(0, self.count.reshape(1), losses[0].view(width, -1).mean(dim=1).double()[None])
         self.count.add_(1)
 
     def _record(self) -> None:
         """Warm up on a side stream (cuDNN and autograd set themselves up), undo it, then capture one step."""
-        live = [self.flat_phi, self.ok, self.bad_at, self.count, self.losses]
+        live = [self.flat_phi, self.ok, self.bad_at, self.bad_run, self.count, self.losses]
         if self.carried is not None:
             live += [self.flat_v, self.carried["t"]]
         saved = [t.clone() for t in live]
@@ -147,14 +162,15 @@ class StaticStep:
         with torch.cuda.graph(self.graph):
             self._step()
 
-    def run(self, n: int) -> tuple[list[float], float | None]:
-        """``n`` <= SYNC meta-iterations from ``state.iteration``. Returns the logged losses (mean over tasks of the
-        first inner batch's loss) of the iterations done, which are added to the history, and None, or, where
-        NaN/inf appeared, the logged loss of the iteration that diverged: the state (phi, inner state, iteration)
-        is then at the last good iteration, and the run must stop."""
+    def run(self, n: int) -> tuple[list[list[float]], tuple[float, int] | None]:
+        """``n`` <= SYNC meta-iterations from ``state.iteration``. Returns the logged losses (per iteration, each
+        run's mean over tasks of the first inner batch's loss) of the iterations done, which are added to the
+        histories, and None, or, where NaN/inf appeared, the first bad run's logged loss of the iteration that
+        diverged and its seed: the state (phi, inner state, iteration) is then at the last good iteration, and
+        the run must stop."""
         if not 1 <= n <= SYNC:
             raise ValueError(f"run 1..{SYNC} meta-iterations at a time (got {n})")
-        state, start = self.state, self.state.iteration
+        runs, start = self.state.runs, self.state.iteration
         self.count.zero_()
         for j in range(n):
             self._load(start + j, j)
@@ -164,10 +180,16 @@ class StaticStep:
                 self.graph.replay()
             else:
                 self._step()
-        *losses, ok, bad_at = torch.cat([self.losses[:n], self.ok.double().reshape(1),
-                                         self.bad_at.double().reshape(1)]).tolist()  # the chunk's one sync
+        *flat, ok, bad_at, bad_run = torch.cat([self.losses[:n].reshape(-1), self.ok.double().reshape(1),
+                                                self.bad_at.double().reshape(1),
+                                                self.bad_run.double().reshape(1)]).tolist()  # the chunk's one sync
+        losses = [flat[j * len(runs):(j + 1) * len(runs)] for j in range(n)]
         done = n if ok else int(bad_at)
-        state.history.losses.extend(losses[:done])
-        state.iteration = start + done
-        state.inner_state = self.carried
-        return (losses, None) if ok else (losses[:done], losses[done])
+        for r, run in enumerate(runs):
+            run.history.losses.extend(loss[r] for loss in losses[:done])
+            run.iteration = start + done
+            if self.carried is not None:
+                run.inner_state = self.carried if self.stacked is None else inner.select_state(self.carried, r)
+        if ok:
+            return losses, None
+        return losses[:done], (losses[done][int(bad_run)], runs[int(bad_run)].config.seed)
