@@ -17,6 +17,7 @@ scored on fixed test tasks along the way (the learning curve, Figure 3) and once
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -67,15 +68,20 @@ class AblationRun:
             name = "mean-" + name[1:name.index(")")]
         return f"{self.grid}-{self.scale}-{name}"
 
-    def results_path(self, results_dir=RESULTS_DIR) -> Path:
-        return Path(results_dir) / f"{self.slug}.json"
+    def results_path(self, results_dir=RESULTS_DIR, seed: int = 0) -> Path:
+        """Seed 0's file is ``SLUG.json``; another seed's ``SLUG-seedS.json``."""
+        return Path(results_dir) / (f"{self.slug}.json" if seed == 0 else f"{self.slug}-seed{seed}.json")
 
     def run_dir(self, runs_dir=RUNS_DIR) -> Path:
-        return Path(runs_dir) / self.scale / self.slug
+        seeds = "-seeds-" + "-".join(map(str, self.config.seeds)) if self.config.seeds else ""
+        return Path(runs_dir) / self.scale / (self.slug + seeds)
 
 
-def grid(name: str, scale: str = "laptop") -> list[AblationRun]:
-    """The runs of Figure 3 (the ten README variants) or Figure 4 (variants x inner iterations) at a scale."""
+def grid(name: str, scale: str = "laptop", seeds: tuple[int, ...] = ()) -> list[AblationRun]:
+    """The runs of Figure 3 (the ten README variants) or Figure 4 (variants x inner iterations) at a scale; with
+    ``seeds``, every cell trains those seeds together (``train.SeedStates``) and writes a results file per seed."""
+    if seeds:
+        return [dataclasses.replace(cell, config=cell.config.replace(seeds=tuple(seeds))) for cell in grid(name, scale)]
     if name not in GRIDS:
         raise ValueError(f"unknown grid {name!r}: choose one of {', '.join(GRIDS)}")
     if scale not in presets.SCALES:
@@ -133,18 +139,20 @@ def _scorer(run: AblationRun, test, tasks: int):
 
 
 def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_root=None, datasets=None,
-        device: str = "cpu", show_progress: bool = True, checkpoint_every: int = 100, callback=None) -> dict:
-    """Train one grid cell (resuming its checkpoint if one exists), score it and write its results file.
+        device: str = "cpu", show_progress: bool = True, checkpoint_every: int = 100, callback=None):
+    """Train one grid cell (resuming its checkpoint if one exists), score it and write its results file; a cell of
+    several seeds writes one file per seed (``AblationRun.results_path``) and returns their records, in seed order.
 
     ``datasets`` = (train, test) ImageDatasets, else both are loaded from ``data_root``. A cell whose results
-    file already holds this config's finished run is not trained again: the file is returned.
+    files already hold this config's finished runs is not trained again: the files are returned.
     """
     config = ablation.config.replace(device=device)
-    path = ablation.results_path(results_dir)
-    if path.exists():
-        done = read(path)
-        if done["config"] == config.to_dict() and done["meta_iters_run"] == config.meta_iters:
-            return done
+    alone = {s: config.alone(s) for s in config.seeds} if config.seeds else {config.seed: config}
+    paths = {s: ablation.results_path(results_dir, s) for s in alone}
+    if all(p.exists() for p in paths.values()):
+        done = [read(p) for p in paths.values()]
+        if all(d["config"] == c.to_dict() and d["meta_iters_run"] == c.meta_iters for d, c in zip(done, alone.values())):
+            return done if config.seeds else done[0]
     commit = results.commit()  # the code that trains, taken before training (the checkout may move meanwhile)
     train, test = datasets if datasets is not None else (load_dataset(config, "train", data_root),
                                                         load_dataset(config, "test", data_root))
@@ -154,23 +162,29 @@ def run(ablation: AblationRun, runs_dir=RUNS_DIR, results_dir=RESULTS_DIR, data_
     summary = runs.train_run(config, run_dir, (run_dir / runs.CHECKPOINT).exists(), checkpoint_every,
                              show_progress=show_progress, dataset=train, eval_set=curve, callback=callback)
     saved = checkpoints.load_run(run_dir / runs.CHECKPOINT, config.to_dict())
-    start = time.perf_counter()
-    final = _scorer(ablation, test, ablation.final_tasks)(saved["phi"], saved["inner_state"])
-    record = {"grid": ablation.grid, "name": ablation.name, "scale": ablation.scale, "config": config.to_dict(),
-              "seed": config.seed, "meta_iters_run": saved["iteration"], "meta_iters_schedule": config.meta_iters,
-              "eval": {"split": "test", "ways": config.num_classes, "shots": config.num_shots,
-                       "eval_batch": presets.eval_batch_size(config.preset, config.num_shots, config.eval_batch_size),
-                       "eval_inner_iters": config.eval_inner_iters, "eval_seed": 0,
-                       "curve_tasks": ablation.curve_tasks, "curve_interval": config.eval_interval,
-                       "final_tasks": ablation.final_tasks},
-              "curve": [{"iteration": e["iteration"], **{m: e[m] for m in evaluation.MODES}}
-                        for e in saved["history"]["evals"]],
-              "final": final, "train_wall_s": summary["train_wall_s"],
-              "final_eval_wall_s": round(time.perf_counter() - start, 2),
-              "device": results.device_name(config.device), "torch": str(torch.__version__),
-              "commit": commit}
-    write_json(path, record)
-    return record
+    records = []
+    for one in runs.per_seed(saved):
+        start = time.perf_counter()
+        final = _scorer(ablation, test, ablation.final_tasks)(one["phi"], one["inner_state"])
+        together = {"trained_with_seeds": list(config.seeds)} if config.seeds else {}
+        record = {"grid": ablation.grid, "name": ablation.name, "scale": ablation.scale, "config": one["config"],
+                  "seed": one["config"]["seed"], **together, "meta_iters_run": one["iteration"],
+                  "meta_iters_schedule": config.meta_iters,
+                  "eval": {"split": "test", "ways": config.num_classes, "shots": config.num_shots,
+                           "eval_batch": presets.eval_batch_size(config.preset, config.num_shots,
+                                                                 config.eval_batch_size),
+                           "eval_inner_iters": config.eval_inner_iters, "eval_seed": 0,
+                           "curve_tasks": ablation.curve_tasks, "curve_interval": config.eval_interval,
+                           "final_tasks": ablation.final_tasks},
+                  "curve": [{"iteration": e["iteration"], **{m: e[m] for m in evaluation.MODES}}
+                            for e in one["history"]["evals"]],
+                  "final": final, "train_wall_s": summary["train_wall_s"],
+                  "final_eval_wall_s": round(time.perf_counter() - start, 2),
+                  "device": results.device_name(config.device), "torch": str(torch.__version__),
+                  "commit": commit}
+        write_json(paths[record["seed"]], record)
+        records.append(record)
+    return records if config.seeds else records[0]
 
 
 def read(path) -> dict:
@@ -185,10 +199,22 @@ def read(path) -> dict:
     return record
 
 
-def load(grid_name: str, scale: str = "laptop", results_dir=RESULTS_DIR) -> dict[str, dict]:
-    """The results files of a grid at a scale that exist, by run name, in the grid's order."""
-    return {r.name: read(r.results_path(results_dir)) for r in grid(grid_name, scale)
-            if r.results_path(results_dir).exists()}
+def load(grid_name: str, scale: str = "laptop", results_dir=RESULTS_DIR, seed: int = 0) -> dict[str, dict]:
+    """The results files of a grid at a scale (of one seed) that exist, by run name, in the grid's order."""
+    return {r.name: read(r.results_path(results_dir, seed)) for r in grid(grid_name, scale)
+            if r.results_path(results_dir, seed).exists()}
+
+
+def load_seeds(grid_name: str, scale: str = "laptop", results_dir=RESULTS_DIR) -> dict[str, list[dict]]:
+    """Every seed's results of each cell that exist (seed 0 first, then by seed), by run name, in grid order."""
+    found = {}
+    for r in grid(grid_name, scale):
+        paths = [r.results_path(results_dir)] + sorted(Path(results_dir).glob(f"{r.slug}-seed*.json"),
+                                                       key=lambda p: int(p.stem.rsplit("-seed", 1)[1]))
+        records = [read(p) for p in paths if p.exists()]
+        if records:
+            found[r.name] = records
+    return found
 
 
 def command(ablation: AblationRun, device: str = "cuda") -> str:

@@ -87,7 +87,7 @@ def _ablation(args) -> dict:
     from . import ablations
     from .train import load_dataset
 
-    cells = ablations.grid(args.grid, args.scale)
+    cells = ablations.grid(args.grid, args.scale, tuple(args.seeds or ()))
     if args.only:
         unknown = sorted(set(args.only) - {c.name for c in cells})
         if unknown:
@@ -102,12 +102,15 @@ def _ablation(args) -> dict:
     datasets = (load_dataset(config, "train", args.data_root), load_dataset(config, "test", args.data_root))
     done = {}
     for c in cells:
-        record = ablations.run(c, args.runs_dir, args.results_dir, datasets=datasets, device=args.device)
-        final = record["final"]["non-transductive"]
-        print(f"{c.name}: {final['accuracy']:.2f} +- {final['ci95']:.2f}% after {record['meta_iters_run']} "
-              f"meta-iterations ({record['train_wall_s']:.0f} s)", file=sys.stderr)
-        done[c.name] = {"accuracy": final["accuracy"], "ci95": final["ci95"], "train_wall_s": record["train_wall_s"],
-                        "results": str(c.results_path(args.results_dir))}
+        out = ablations.run(c, args.runs_dir, args.results_dir, datasets=datasets, device=args.device)
+        for record in out if isinstance(out, list) else [out]:
+            final = record["final"]["non-transductive"]
+            name = f"{c.name} (seed {record['seed']})" if c.config.seeds else c.name
+            print(f"{name}: {final['accuracy']:.2f} +- {final['ci95']:.2f}% after {record['meta_iters_run']} "
+                  f"meta-iterations ({record['train_wall_s']:.0f} s)", file=sys.stderr)
+            done[name] = {"accuracy": final["accuracy"], "ci95": final["ci95"],
+                          "train_wall_s": record["train_wall_s"],
+                          "results": str(c.results_path(args.results_dir, record["seed"]))}
     return {"grid": args.grid, "scale": args.scale, "runs": done}
 
 
@@ -205,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="smoke" if smoke_mode() else "laptop", choices=SCALES)
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these cells (names as --list prints)")
     p.add_argument("--list", action="store_true", help="print one command per cell and run nothing")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="train every cell for these seeds together (one results file per seed; seed 0's is the default)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--runs-dir", default="runs/ablations", help="run checkpoints (resumed if present)")
     p.add_argument("--results-dir", default="results/ablations")
