@@ -197,12 +197,26 @@ def predict(model, params: Params, support_x, query_x) -> dict[str, torch.Tensor
     return {mode: out.argmax(dim=-1) for mode, out in logits(model, params, support_x, query_x).items()}
 
 
+def mean_ci(per_task: torch.Tensor) -> tuple[float, float]:
+    """The mean over tasks and its 95% CI half-width, 1.96 * sample std / sqrt(T) (our method)."""
+    x = per_task.double()
+    n = x.numel()
+    return x.mean().item(), (1.96 * x.std().item() / math.sqrt(n) if n > 1 else 0.0)
+
+
 def summarise(per_task: torch.Tensor) -> dict:
-    """Mean and 95% CI in percent over per-task accuracies: 1.96 * sample std / sqrt(T) (our method)."""
-    acc = per_task.double() * 100
-    n = acc.numel()
-    ci = 1.96 * acc.std().item() / math.sqrt(n) if n > 1 else 0.0
-    return {"accuracy": acc.mean().item(), "ci95": ci, "tasks": n}
+    """Mean and 95% CI in percent over per-task accuracies (``mean_ci``)."""
+    accuracy, ci = mean_ci(per_task * 100)
+    return {"accuracy": accuracy, "ci95": ci, "tasks": per_task.numel()}
+
+
+def across_seeds(values, ci95s) -> dict:
+    """One measurement of several training seeds: the mean over seeds, the sample standard deviation across them
+    (what the training run changes) and the task-level 95% CI averaged over seeds (what the sample of test tasks
+    changes), to be read side by side."""
+    v = torch.tensor(list(values), dtype=torch.float64)
+    return {"mean": v.mean().item(), "seed_std": v.std().item() if v.numel() > 1 else 0.0,
+            "ci95": sum(ci95s) / len(ci95s), "seeds": v.numel()}
 
 
 def evaluate(model, phi: Params, inner_state: dict | None, dataset, *, num_classes: int, num_shots: int,

@@ -67,9 +67,16 @@ def divergence(losses: list[float], title: str) -> Figure:
 
 
 def eval_curves(ax, histories: dict, key: str = "mse", ylabel: str = "MSE after adaptation"):
-    """Periodic evaluations of several runs against meta-iteration (log y)."""
+    """Periodic evaluations of several runs against meta-iteration (log y). A run given as a list of Histories
+    (one per seed) is drawn as the mean over seeds with a band of +- one standard deviation across them."""
     for name, history in histories.items():
-        ax.plot([e["iteration"] for e in history.evals], [e[key] for e in history.evals], marker="o", label=name)
+        seeds = history if isinstance(history, list) else [history]
+        it = [e["iteration"] for e in seeds[0].evals]
+        values = torch.tensor([[e[key] for e in h.evals] for h in seeds], dtype=torch.float64)
+        line, = ax.plot(it, values.mean(0), marker="o", label=name + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else ""))
+        if len(seeds) > 1:
+            std = values.std(0)
+            ax.fill_between(it, values.mean(0) - std, values.mean(0) + std, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel(ylabel)
     ax.set_yscale("log")
@@ -283,17 +290,26 @@ def accuracy_at_equal_compute(axes, accuracy: dict):
 
 def ablation_curves(ax, records: dict, mode: str = "non-transductive", styles: dict | None = None):
     """Figure 3: test accuracy (with its 95% CI band) against meta-iteration, one line per run; the final score
-    (on more tasks) as a dot with its 95% CI at the last iteration."""
+    (on more tasks) as a dot with its 95% CI at the last iteration. A run given as a list of records (one per
+    seed, ``ablations.load_seeds``) is drawn as the mean over seeds, its band +- one standard deviation across
+    seeds, and its dot the mean final score with the seeds' spread as the error bar (each seed's score a small
+    mark beside it)."""
     for name, record in records.items():
-        it = [p["iteration"] for p in record["curve"]]
-        acc = [p[mode]["accuracy"] for p in record["curve"]]
-        ci = [p[mode]["ci95"] for p in record["curve"]]
-        line, = ax.plot(it, acc, label=name, **(styles or {}).get(name, {}))
-        ax.fill_between(it, [a - c for a, c in zip(acc, ci)], [a + c for a, c in zip(acc, ci)],
-                        color=line.get_color(), alpha=0.12)
-        final = record["final"][mode]
-        ax.errorbar([record["meta_iters_run"]], [final["accuracy"]], yerr=[final["ci95"]], fmt="o", ms=4, capsize=3,
-                    color=line.get_color())
+        seeds = record if isinstance(record, list) else [record]
+        it = [p["iteration"] for p in seeds[0]["curve"]]
+        acc = torch.tensor([[p[mode]["accuracy"] for p in r["curve"]] for r in seeds], dtype=torch.float64)
+        mean = acc.mean(0)
+        half = acc.std(0) if len(seeds) > 1 else torch.tensor([p[mode]["ci95"] for p in seeds[0]["curve"]])
+        label = name + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+        line, = ax.plot(it, mean, label=label, **(styles or {}).get(name, {}))
+        ax.fill_between(it, mean - half, mean + half, color=line.get_color(), alpha=0.12)
+        finals = [r["final"][mode] for r in seeds]
+        spread = evaluation.across_seeds([f["accuracy"] for f in finals], [f["ci95"] for f in finals])
+        end = seeds[0]["meta_iters_run"]
+        ax.errorbar([end], [spread["mean"]], yerr=[spread["seed_std"] if len(seeds) > 1 else spread["ci95"]],
+                    fmt="o", ms=4, capsize=3, color=line.get_color())
+        if len(seeds) > 1:
+            ax.plot([end * 1.01] * len(finals), [f["accuracy"] for f in finals], "_", color=line.get_color(), ms=6)
     ax.set_xlabel("outer iteration")
     ax.set_ylabel(f"test accuracy, {mode} (%)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, never over them

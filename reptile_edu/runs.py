@@ -245,14 +245,14 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
                 state = {"v": {name: v.to(device) for name, v in state["v"].items()}, "t": state["t"].to(device)}
             outs.append(evaluate_weights(cfg, params, state, dataset, k, tasks, eval_seed))
         for mode in evaluation.MODES:
-            accuracies = [out[mode]["accuracy"] for out in outs]
+            spread = evaluation.across_seeds([out[mode]["accuracy"] for out in outs],
+                                             [out[mode]["ci95"] for out in outs])
             entry = {"ways": config.num_classes, "shots": k, "mode": mode, "tasks": tasks,
-                     "accuracy": round(float(np.mean(accuracies)), 4),
-                     "ci95": round(float(np.mean([out[mode]["ci95"] for out in outs])), 4), "eval_seed": eval_seed,
+                     "accuracy": round(spread["mean"], 4), "ci95": round(spread["ci95"], 4), "eval_seed": eval_seed,
                      "eval_batch": outs[0]["eval_batch"], "chunk_size": outs[0]["chunk_size"],
                      "eval_wall_s": round(sum(out["eval_wall_s"] for out in outs), 2)}
             if len(outs) > 1:
-                entry["seed_std"] = round(float(np.std(accuracies, ddof=1)), 4)
+                entry["seed_std"] = round(spread["seed_std"], 4)
                 entry["per_seed"] = [{"seed": cfg.seed, "accuracy": round(out[mode]["accuracy"], 4),
                                       "ci95": round(out[mode]["ci95"], 4)} for cfg, out in zip(configs, outs)]
             evaluations.append(entry)
