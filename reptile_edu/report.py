@@ -62,6 +62,15 @@ def paper_cell(accuracy: float, ci: float | None) -> str:
     return f"{accuracy:.2f}" if ci is None else f"{accuracy:.2f} ± {ci:.2f}"
 
 
+def ours_cell(evaluation: dict) -> str:
+    """Our cell as text: accuracy ± task-level CI; for a run of several seeds, the mean over seeds with the
+    standard deviation across them."""
+    text = f"{evaluation['accuracy']:.2f} ± {evaluation['ci95']:.2f}"
+    if "per_seed" in evaluation:
+        text += f" (sd {evaluation['seed_std']:.2f} over {len(evaluation['per_seed'])} seeds)"
+    return text
+
+
 def not_run(preset: str, algorithm: str) -> str:
     """What an empty cell says: "not run: needs ..."."""
     if algorithm in ("maml", "fomaml"):
@@ -119,7 +128,7 @@ def comparison(records: dict[str, dict]) -> dict[str, list[dict]]:
                 if hit:
                     name, rec, e = hit
                     paper_iters = presets.PAPER[preset]["meta_iters"]
-                    entry.update(ours=f"{e['accuracy']:.2f} ± {e['ci95']:.2f}", device=rec["device"],
+                    entry.update(ours=ours_cell(e), device=rec["device"],
                                  schedule=f"{rec['meta_iters_run']:,} of {paper_iters:,} meta-iters",
                                  tasks=f"{e['tasks']:,}", file=name, diff=f"{e['accuracy'] - acc:+.2f}")
                 rows.append(entry)

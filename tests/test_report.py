@@ -53,6 +53,16 @@ def test_a_ten_way_results_file_fills_tpns_cell(tmp_path):
     assert cell["ours"] == "25.50 ± 1.00" and cell["diff"] == "-5.60" and cell["schedule"] == "1,000 of 100,000 meta-iters"
 
 
+def test_a_run_of_several_seeds_shows_its_spread_across_them(tmp_path):
+    record = json.loads(json.dumps(RECORD))
+    record["seed"] = [0, 1, 2]
+    record["evaluations"][0].update(accuracy=91.0, seed_std=0.5, per_seed=[
+        {"seed": s, "accuracy": a, "ci95": 1.0} for s, a in ((0, 90.5), (1, 91.0), (2, 91.5))])
+    cell = next(r for r in report.comparison(report.load_results(_write(tmp_path / "s.json", record).parent))
+                ["Table 2: Omniglot"] if r["row"] == "Reptile + Transduction" and r["column"] == "1-shot 5-way")
+    assert cell["ours"] == "91.00 ± 1.00 (sd 0.50 over 3 seeds)"
+
+
 @pytest.mark.parametrize("content, message", [("{not json", "not valid JSON"),
                                               (json.dumps({"preset": "omniglot-5way"}), "missing keys")])
 def test_malformed_results_file_fails_naming_it(tmp_path, content, message):
