@@ -73,7 +73,9 @@ class AblationRun:
         return Path(results_dir) / (f"{self.slug}.json" if seed == 0 else f"{self.slug}-seed{seed}.json")
 
     def run_dir(self, runs_dir=RUNS_DIR) -> Path:
-        seeds = "-seeds-" + "-".join(map(str, self.config.seeds)) if self.config.seeds else ""
+        """``SLUG`` for seed 0, ``SLUG-seedS`` for another, ``SLUG-seeds-1-2`` for seeds trained together."""
+        c = self.config
+        seeds = ("-seeds-" + "-".join(map(str, c.seeds)) if c.seeds else f"-seed{c.seed}" if c.seed else "")
         return Path(runs_dir) / self.scale / (self.slug + seeds)
 
 

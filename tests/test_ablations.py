@@ -1,5 +1,6 @@
 """The section-6 ablation grids: Figure 3's runs combine exactly the inner gradients they name, Figure 4's
 tails overlap (or not) exactly as designed, and a grid cell is a resumable run that writes its results file."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -119,6 +120,27 @@ def test_a_cell_trains_resumes_and_writes_its_results(tmp_path, tiny_omniglot):
     assert ablations.load("fig3", "smoke", dirs["results_dir"]) == {cell.name: on_disk}
     # a finished cell is not trained again
     assert ablations.run(cell, **dirs)["train_wall_s"] == record["train_wall_s"]
+
+
+def test_a_cell_of_several_seeds_writes_each_seed_as_its_own_run_would(tmp_path, tiny_omniglot):
+    data = tiny_omniglot(classes=12, per_class=20)
+    base = ablations.grid("fig3", "smoke")[3]
+    config = base.config.replace(inner_batch_size=10, num_shots=2, train_shots=4, meta_iters=4, eval_interval=2)
+    cell = ablations.AblationRun(base.grid, base.name, base.scale, config, 3, 4)
+    dirs = dict(results_dir=tmp_path / "results", datasets=(data, data), show_progress=False)
+    seed0 = ablations.run(cell, runs_dir=tmp_path / "alone", **dirs)
+    together = dataclasses.replace(cell, config=config.replace(seeds=(1, 2)))
+    records = ablations.run(together, runs_dir=tmp_path / "together", **dirs)
+    assert [r["seed"] for r in records] == [1, 2] and all(r["trained_with_seeds"] == [1, 2] for r in records)
+    for r in records:  # each seed's file holds what that seed's cell run alone gives
+        alone = dataclasses.replace(cell, config=config.replace(seed=r["seed"]))
+        single = ablations.run(alone, runs_dir=tmp_path / "alone", **{**dirs, "results_dir": tmp_path / "single"})
+        assert r["curve"] == single["curve"] and r["final"] == single["final"] and r["config"] == single["config"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        "fig3-smoke-g2-seed1.json", "fig3-smoke-g2-seed2.json", "fig3-smoke-g2.json"]
+    assert [r["seed"] for r in ablations.load_seeds("fig3", "smoke", dirs["results_dir"])[cell.name]] == [0, 1, 2]
+    assert ablations.load("fig3", "smoke", dirs["results_dir"]) == {cell.name: seed0}
+    assert ablations.run(together, runs_dir=tmp_path / "together", **dirs) == records  # finished: not trained again
 
 
 def test_a_corrupt_results_file_names_the_fix(tmp_path):
