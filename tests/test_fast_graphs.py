@@ -57,19 +57,21 @@ def test_static_step_is_refused_where_it_does_not_apply():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA-graph replay)")
-def test_graph_replay_matches_the_eager_step_on_cuda(monkeypatch, tiny_omniglot):
-    """On a GPU: captured replay against the same static step run eagerly (cuDNN may pick different kernels
-    for the two, so equality is to float32 rounding, not bits)."""
-    cfg = config("cuda")
+@pytest.mark.parametrize("seeds", [(), (0, 1, 2)])
+def test_graph_replay_matches_the_eager_step_on_cuda(monkeypatch, tiny_omniglot, seeds):
+    """On a GPU: captured replay against the same static step run eagerly, for one run and for three seeds'
+    runs stacked (cuDNN may pick different kernels for the two, so equality is to float32 rounding, not bits)."""
+    cfg = config("cuda", seeds=seeds)
     states = {}
     for capture in (True, False):
-        state = train.TrainState.new(cfg)
+        state = train.new_state(cfg)
         runner = graphs.StaticStep(state, train.build_model(cfg), tiny_omniglot(), capture=capture)
         losses, diverged = runner.run(cfg.meta_iters)
         assert diverged is None and (runner.graph is not None) == capture
-        states[capture] = (state, losses)
-    (graphed, lg), (eager, le) = states[True], states[False]
+        states[capture] = (state.runs, losses)
+    (graphed_runs, lg), (eager_runs, le) = states[True], states[False]
     torch.testing.assert_close(torch.tensor(lg), torch.tensor(le), rtol=1e-4, atol=1e-5)
-    for k in eager.phi:
-        torch.testing.assert_close(graphed.phi[k], eager.phi[k], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(graphed.inner_state["t"], eager.inner_state["t"])
+    for graphed, eager in zip(graphed_runs, eager_runs, strict=True):
+        for k in eager.phi:
+            torch.testing.assert_close(graphed.phi[k], eager.phi[k], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(graphed.inner_state["t"], eager.inner_state["t"])
