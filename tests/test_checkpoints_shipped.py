@@ -1,6 +1,8 @@
 """The shipped checkpoints (``checkpoints.load_shipped``): each reproduces, on CPU, the 20-task accuracy stored when
-it was exported, on the real test split from the data root."""
+it was exported, on the real test split from the data root: exactly, unless the check is shown to move with float
+rounding alone on this machine."""
 import pytest
+import torch
 
 from reptile_edu import checkpoints, evaluation, runs
 from reptile_edu.config import Config
@@ -20,6 +22,19 @@ def test_shipped_checkpoint_reproduces_its_export_check(name, real_data):
     assert checkpoints.shipped_path(name).stat().st_size < 2**20  # package data stays small
     check = shipped["provenance"]["check"]
     assert {k: check[k] for k in EXPORT_CHECK} == EXPORT_CHECK
-    out = runs.export_check(config, shipped["params"], shipped["inner_state"], load_dataset(config, "test", root))
-    for mode in evaluation.MODES:
-        assert out[mode]["accuracy"] == check[mode], mode  # exact: same tasks, same arithmetic on CPU
+    test = load_dataset(config, "test", root)
+    out = runs.export_check(config, shipped["params"], shipped["inner_state"], test)
+    if all(out[mode]["accuracy"] == check[mode] for mode in evaluation.MODES):
+        return  # exact: same tasks, same arithmetic
+    # Another CPU may round differently (its convolution kernels block the sums differently). A well-conditioned
+    # adaptation does not notice; an ill-conditioned one (a joint-training head, near-ties between 20 classes) flips
+    # a few predictions. Tell the two apart by changing only the rounding here: without oneDNN's kernels.
+    enabled, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, False
+    try:
+        other = runs.export_check(config, shipped["params"], shipped["inner_state"], test)
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+    moved = [m for m in evaluation.MODES if other[m]["accuracy"] != out[m]["accuracy"]]
+    assert moved, f"{name}: the check changed ({out} vs {check}) and does not depend on float rounding"
+    for mode in evaluation.MODES:  # rounding-sensitive: the stored check within the task-level 95% CI
+        assert abs(out[mode]["accuracy"] - check[mode]) <= out[mode]["ci95"], mode
