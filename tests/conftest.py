@@ -3,6 +3,7 @@ that no test module imports another (``test_packaging.py`` checks that).
 
 - ``one_thread`` (autouse): torch on one thread.
 - Tiny in-memory image sets and configs: ``tiny_omniglot``, ``tiny_config``, ``toy`` with ``ids``.
+- ``killed_run``: a training run killed between two checkpoints, for the resume tests.
 - Generated files in every accepted data layout (docs/data.md §2.1, §3.1), built where the test says (its
   ``tmp_path``): ``omniglot_members``, ``omniglot_root``, ``mini_classes``, ``mini_jpeg``, ``mini_members``,
   ``mini_root``, ``write_zip``, ``write_tree``.
@@ -271,3 +272,24 @@ def real_data():
                         f"{', '.join(missing)} not in {root}")
         return root
     return find
+
+
+def _killed_run(config, dataset, checkpoint, saved_at: int = 4, died_at: int = 5):
+    from reptile_edu import checkpoints, train
+
+    def callback(event):
+        if event["event"] == "step" and event["iteration"] == saved_at:
+            checkpoints.save_run(checkpoint, event["state"].state_dict())
+        if event["event"] == "step" and event["iteration"] == died_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.meta_train(config, dataset=dataset, callback=callback)
+
+
+@pytest.fixture(scope="session")
+def killed_run():
+    """``killed_run(config, dataset, checkpoint)``: train ``config``, save a run checkpoint at iteration 4 to
+    ``checkpoint``, die during iteration 6: what a run killed between two checkpoints leaves behind."""
+    return _killed_run
+

@@ -25,18 +25,10 @@ def _equal(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_continues_bit_exactly(tmp_path, tiny_omniglot, tiny_config):
+def test_resume_continues_bit_exactly(tmp_path, tiny_omniglot, tiny_config, killed_run):
     data, config = tiny_omniglot(), tiny_config()
     whole = runs.train_run(config, tmp_path / "whole", checkpoint_every=4, show_progress=False, dataset=data)
-
-    def interrupt_after_5(event):  # checkpoint at 4, then the run dies during iteration 6
-        if event["event"] == "step" and event["iteration"] == 4:
-            checkpoints.save_run(tmp_path / "cut" / "checkpoint.pt", event["state"].state_dict())
-        if event["event"] == "step" and event["iteration"] == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train.meta_train(config, dataset=data, state=train.TrainState.new(config), callback=interrupt_after_5)
+    killed_run(config, data, tmp_path / "cut" / "checkpoint.pt")
     resumed = runs.train_run(config, tmp_path / "cut", resume=True, checkpoint_every=4, show_progress=False,
                              dataset=data)
     assert resumed["resumed_from"] == 4 and resumed["meta_iters_run"] == whole["meta_iters_run"] == 12

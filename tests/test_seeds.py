@@ -127,19 +127,12 @@ def test_the_static_step_with_seeds_equals_the_per_iteration_loop(monkeypatch, t
         assert all(torch.equal(s.inner_state["v"][k], l.inner_state["v"][k]) for k in l.inner_state["v"])
 
 
-def test_a_run_of_seeds_resumes_bit_exactly_from_its_one_checkpoint(tmp_path, tiny_omniglot, tiny_config):
+def test_a_run_of_seeds_resumes_bit_exactly_from_its_one_checkpoint(tmp_path, tiny_omniglot, tiny_config,
+                                                                   killed_run):
     data, config = tiny_omniglot(), tiny_config(seeds=SEEDS)
     whole = runs.train_run(config, tmp_path / "whole", checkpoint_every=4, show_progress=False, dataset=data)
     assert whole["seeds"] == list(SEEDS)
-
-    def killed_after_5(event):  # checkpoint at 4, then the run dies during iteration 6
-        if event["event"] == "step" and event["iteration"] == 4:
-            checkpoints.save_run(tmp_path / "cut" / "checkpoint.pt", event["state"].state_dict())
-        if event["event"] == "step" and event["iteration"] == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train.meta_train(config, dataset=data, callback=killed_after_5)
+    killed_run(config, data, tmp_path / "cut" / "checkpoint.pt")
     resumed = runs.train_run(config, tmp_path / "cut", resume=True, checkpoint_every=4, show_progress=False,
                              dataset=data)
     assert resumed["resumed_from"] == 4 and resumed["meta_iters_run"] == 12
