@@ -187,8 +187,9 @@ class TrainState:
 class SeedStates:
     """Several independent runs trained together, one per seed of ``config.seeds``, each a ``TrainState`` exactly
     as if it ran alone (``config.alone(seed)``: its own initialisation, task stream, outer rule, carried inner
-    state and history). ``Step`` stacks their parameters and draws all their tasks into one meta-batch, which is
-    where the saving is: one set of batched kernels for S x meta-batch tasks instead of S runs' worth."""
+    state and history). ``Step`` stacks their parameters and draws all their tasks into one meta-batch: one set of
+    batched kernels for S x meta-batch tasks instead of S runs' worth, which saves launches where a step is
+    launch-bound (a GPU) and little where it is arithmetic-bound (a CPU)."""
 
     def __init__(self, config: Config, runs: list[TrainState]):
         self.config, self.runs = config, runs
