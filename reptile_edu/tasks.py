@@ -149,6 +149,15 @@ def training_indices(dataset: ImageDataset, num_classes: int, train_shots: int, 
     return steps
 
 
+def join_meta_batches(meta_batches: list[list[Batch]]) -> list[Batch]:
+    """Several runs' meta-batches (each k minibatches (x, y) with leading T) as one, the runs' tasks one run after
+    another on the task dimension; a single meta-batch is returned as it is."""
+    if len(meta_batches) == 1:
+        return meta_batches[0]
+    return [(torch.cat([m[j][0] for m in meta_batches]), torch.cat([m[j][1] for m in meta_batches]))
+            for j in range(len(meta_batches[0]))]
+
+
 def training_batches(dataset: ImageDataset, num_classes: int, train_shots: int, inner_batch_size: int,
                      inner_iters: int, meta_batch_size: int, generator: torch.Generator | None = None,
                      replacement: bool = False, foml_tail: int | None = None) -> list[Batch]:

@@ -255,8 +255,7 @@ def together(runs: list[TrainState]) -> tuple[Params, dict | None, int | None]:
 
 def draw(runs: list[TrainState], dataset=None):
     """One meta-batch for every run, each from its own generator, run after run on the task dimension."""
-    drawn = [sample_batches(run.config, run.generator, dataset) for run in runs]
-    return [(torch.cat([d[j][0] for d in drawn]), torch.cat([d[j][1] for d in drawn])) for j in range(len(drawn[0]))]
+    return tasks.join_meta_batches([sample_batches(run.config, run.generator, dataset) for run in runs])
 
 
 class Step:

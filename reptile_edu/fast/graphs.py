@@ -96,10 +96,7 @@ class StaticStep:
             drawn.append(tasks.training_indices(self.dataset, c.num_classes, c.train_shots or c.num_shots,
                                                 c.inner_batch_size, c.inner_iters, c.meta_batch_size, run.generator,
                                                 c.replacement, c.foml_tail))
-        if len(drawn) == 1:
-            return drawn[0]
-        return [(torch.cat([d[j][0] for d in drawn]), torch.cat([d[j][1] for d in drawn]))
-                for j in range(len(drawn[0]))]
+        return tasks.join_meta_batches(drawn)
 
     def _load(self, iteration: int, slot: int) -> None:
         """This iteration's indices and meta-step into the fixed tensors: no sync, so the host draws iteration j+1
