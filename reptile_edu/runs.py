@@ -235,15 +235,16 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
     if config.dataset == "sine":
         raise ValueError("eval is for the image presets; the sine toy is evaluated by `python -m reptile_edu sine`")
     dataset = (dataset if dataset is not None else load_dataset(config, split, data_root)).to(device)
+    weights = []  # each seed's (params, inner state) on the device, moved once for every shot setting
+    for one in loaded:
+        state = one["inner_state"]
+        if state is not None:
+            state = {"v": {name: v.to(device) for name, v in state["v"].items()}, "t": state["t"].to(device)}
+        weights.append(({name: v.to(device) for name, v in one["params"].items()}, state))
     evaluations = []
     for k in shots:
-        outs = []
-        for one, cfg in zip(loaded, configs):
-            params = {name: v.to(device) for name, v in one["params"].items()}
-            state = one["inner_state"]
-            if state is not None:
-                state = {"v": {name: v.to(device) for name, v in state["v"].items()}, "t": state["t"].to(device)}
-            outs.append(evaluate_weights(cfg, params, state, dataset, k, tasks, eval_seed))
+        outs = [evaluate_weights(cfg, params, state, dataset, k, tasks, eval_seed)
+                for cfg, (params, state) in zip(configs, weights)]
         for mode in evaluation.MODES:
             spread = evaluation.across_seeds([out[mode]["accuracy"] for out in outs],
                                              [out[mode]["ci95"] for out in outs])
@@ -279,6 +280,7 @@ def export_run(run_dir, name: str, data_root=None, dataset=None) -> dict:
         raise ValueError(f"export name must be a plain file name (got {name!r})")
     saved = checkpoints.load_run(Path(run_dir) / CHECKPOINT)
     several = "runs" in saved
+    commit = results.commit()
     exported = []
     for one in per_seed(saved):
         config = Config(**one["config"]).replace(device="cpu")
@@ -286,7 +288,7 @@ def export_run(run_dir, name: str, data_root=None, dataset=None) -> dict:
             dataset = load_dataset(config, "test", data_root)
         check = export_check(config, one["phi"], one["inner_state"], dataset)
         provenance = {"meta_iters_run": one["iteration"], "meta_iters_schedule": config.meta_iters,
-                      "train_wall_s": one["history"]["wall_s"], "commit": results.commit(),
+                      "train_wall_s": one["history"]["wall_s"], "commit": commit,
                       "torch": str(torch.__version__),
                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       "check": dict(EXPORT_CHECK, **{m: check[m]["accuracy"] for m in evaluation.MODES})}
