@@ -67,6 +67,16 @@ def joint(model, phi: Params, batches, optimizer: str, lr: float, inner_state=No
 DISPLACEMENTS = {"reptile": reptile, "fomaml": fomaml, "maml": maml, "joint": joint}
 
 
+def per_run(d: Params, losses: torch.Tensor, runs: int | None = None):
+    """A meta-step's outcome run by run, for the steps that log and guard it: the displacement flattened to
+    [S, P], each run's logged loss (the mean over its tasks of the first inner batch's loss) and whether all
+    its inner losses and its displacement are finite ([S] each; S = 1 for one run, ``runs`` None)."""
+    width = runs or 1
+    flat = flatten(d, 1) if runs else flatten(d)[None]
+    finite = torch.isfinite(losses.view(losses.shape[0], width, -1).sum(dim=(0, 2)) + flat.sum(dim=1))
+    return flat, losses[0].view(width, -1).mean(dim=1), finite
+
+
 def meta_step(algorithm: str, model, phi: Params, batches, optimizer: str, lr: float,
               inner_state: dict | None = None, path: str = "vectorised", carry: bool = True, runs: int | None = None):
     """One meta-step's displacement on either execution path, with the inner Adam state carried or not.

@@ -16,7 +16,7 @@ import torch
 from . import fast, inner, meta, tasks
 from .config import DATASETS, Config, data_root as default_data_root
 from .data import sine
-from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP, flatten
+from .models import MiniImageNetCNN, OmniglotCNN, Params, SineMLP
 
 
 def set_seed(seed: int) -> torch.Generator:
@@ -286,10 +286,8 @@ class Step:
                                                        config.inner_optimizer, config.inner_lr, inner_state,
                                                        config.path, carry, runs=stacked)
             # one device sync for the logged losses and a check of every run's inner losses and displacement
-            width = len(runs)
-            finite = torch.isfinite(losses.view(losses.shape[0], width, -1).sum(dim=(0, 2)) + flatten(d, 1).sum(1)
-                                    if stacked else (losses.sum() + flatten(d).sum()).reshape(1))
-            loss, ok = torch.stack([losses[0].view(width, -1).mean(dim=1).double(), finite.double()]).tolist()
+            _, logged_loss, finite = meta.per_run(d, losses, stacked)
+            loss, ok = torch.stack([logged_loss.double(), finite.double()]).tolist()
             if not all(ok):
                 bad = ok.index(0.0)
                 return logged, (loss[bad], runs[bad].config.seed)

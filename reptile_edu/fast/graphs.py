@@ -123,12 +123,10 @@ class StaticStep:
     def _step(self) -> None:
         """One meta-iteration on the fixed tensors: tensor operations only, so that it can be captured."""
         c = self.state.config
-        width = self.flat_phi.shape[0]
         batches = [(tasks.pixels(self.dataset, f).to(self.dtype), y) for f, y in self.views]
         d, merged, losses = meta.meta_step(c.algorithm, self.model, self.phi, batches, c.inner_optimizer,
                                            c.inner_lr, self.carried, "vectorised", self.carry, runs=self.stacked)
-        d = flatten(d, 1) if self.stacked else flatten(d)[None]  # [S, P]
-        finite = torch.isfinite(losses.view(losses.shape[0], width, -1).sum(dim=(0, 2)) + d.sum(dim=1))
+        d, logged_loss, finite = meta.per_run(d, losses, self.stacked)  # d flat, [S, P]
         fresh = self.ok & ~finite.all()
         self.bad_at.copy_(torch.where(fresh, self.count, self.bad_at))
         self.bad_run.copy_(torch.where(fresh, (~finite).long().argmax(), self.bad_run))
@@ -138,7 +136,7 @@ class StaticStep:
         if merged is not None:
             self.flat_v.copy_(torch.where(self.ok, flatten(merged["v"], 1), self.flat_v))
             self.carried["t"].copy_(torch.where(self.ok, merged["t"], self.carried["t"]))
-        self.losses.index_copy_(0, self.count.reshape(1), losses[0].view(width, -1).mean(dim=1).double()[None])
+        self.losses.index_copy_(0, self.count.reshape(1), logged_loss.double()[None])
         self.count.add_(1)
 
     def _record(self) -> None:
