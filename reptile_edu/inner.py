@@ -104,6 +104,13 @@ def select_state(state: dict, run: int) -> dict:
     return {"v": {k: v[run:run + 1] for k, v in state["v"].items()}, "t": state["t"][run:run + 1]}
 
 
+def state_to(state: dict | None, device) -> dict | None:
+    """A carried Adam state (or None) on ``device``."""
+    if state is None:
+        return None
+    return {"v": {k: v.to(device) for k, v in state["v"].items()}, "t": state["t"].to(device)}
+
+
 def join_states(states: list[dict]) -> dict:
     """Several runs' carried states ([1, ...] each) as one ([S, ...]): ``select_state``'s inverse."""
     return {"v": {k: torch.cat([s["v"][k] for s in states]) for k in states[0]["v"]},

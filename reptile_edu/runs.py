@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, evaluation, presets, results
+from . import checkpoints, evaluation, inner, presets, results
 from .config import Config
 from .fast import distributed
 from .train import build_model, load_dataset, meta_train, new_state, resume_state
@@ -235,12 +235,9 @@ def evaluate_source(source, shots=(1, 5), tasks: int = 10_000, eval_seed: int = 
     if config.dataset == "sine":
         raise ValueError("eval is for the image presets; the sine toy is evaluated by `python -m reptile_edu sine`")
     dataset = (dataset if dataset is not None else load_dataset(config, split, data_root)).to(device)
-    weights = []  # each seed's (params, inner state) on the device, moved once for every shot setting
-    for one in loaded:
-        state = one["inner_state"]
-        if state is not None:
-            state = {"v": {name: v.to(device) for name, v in state["v"].items()}, "t": state["t"].to(device)}
-        weights.append(({name: v.to(device) for name, v in one["params"].items()}, state))
+    # each seed's (params, inner state) on the device, moved once for every shot setting
+    weights = [({name: v.to(device) for name, v in one["params"].items()}, inner.state_to(one["inner_state"], device))
+               for one in loaded]
     evaluations = []
     for k in shots:
         outs = [evaluate_weights(cfg, params, state, dataset, k, tasks, eval_seed)

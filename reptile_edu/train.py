@@ -173,10 +173,7 @@ class TrainState:
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         cudnn_mode(config.deterministic)
-        inner_state = _clone(saved["inner_state"])
-        if inner_state is not None:
-            inner_state = {"v": {k: v.to(config.device) for k, v in inner_state["v"].items()},
-                           "t": inner_state["t"].to(config.device)}
+        inner_state = inner.state_to(_clone(saved["inner_state"]), config.device)
         h = saved["history"]
         # float64 holds every logged loss exactly, whatever dtype the parameters have
         losses = torch.as_tensor(h["losses"], dtype=torch.float64).tolist()
