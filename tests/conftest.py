@@ -292,4 +292,3 @@ def killed_run():
     """``killed_run(config, dataset, checkpoint)``: train ``config``, save a run checkpoint at iteration 4 to
     ``checkpoint``, die during iteration 6: what a run killed between two checkpoints leaves behind."""
     return _killed_run
-
