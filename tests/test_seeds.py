@@ -153,8 +153,10 @@ def test_eval_and_export_treat_every_seed_as_its_own_run(tmp_path, monkeypatch, 
     the spread across seeds; ``export`` writes one ordinary shipped checkpoint per seed."""
     data, config = tiny_omniglot(), tiny_config(meta_iters=4, seeds=SEEDS)
     runs.train_run(config, tmp_path / "seeds", show_progress=False, dataset=data)
-    for s in SEEDS:
-        runs.train_run(config.alone(s), tmp_path / f"seed{s}", show_progress=False, dataset=data)
+    # each seed's state, saved as a run of its own: in float32 a batched kernel may round differently from a
+    # single run's, so the reference is the seed's own weights, not a second training run
+    for s, one in zip(SEEDS, checkpoints.load_run(tmp_path / "seeds" / "checkpoint.pt")["runs"], strict=True):
+        checkpoints.save_run(tmp_path / f"seed{s}" / "checkpoint.pt", one)
     record = runs.evaluate_source(tmp_path / "seeds", shots=(1,), tasks=6, dataset=data)
     assert record["seed"] == list(SEEDS)
     for entry in record["evaluations"]:
