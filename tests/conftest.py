@@ -274,21 +274,19 @@ def real_data():
     return find
 
 
-def _killed_run(config, dataset, checkpoint, saved_at: int = 4, died_at: int = 5):
-    from reptile_edu import checkpoints, train
-
-    def callback(event):
-        if event["event"] == "step" and event["iteration"] == saved_at:
-            checkpoints.save_run(checkpoint, event["state"].state_dict())
-        if event["event"] == "step" and event["iteration"] == died_at:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train.meta_train(config, dataset=dataset, callback=callback)
-
-
 @pytest.fixture(scope="session")
 def killed_run():
     """``killed_run(config, dataset, checkpoint)``: train ``config``, save a run checkpoint at iteration 4 to
     ``checkpoint``, die during iteration 6: what a run killed between two checkpoints leaves behind."""
-    return _killed_run
+    from reptile_edu import checkpoints, train
+
+    def kill(config, dataset, checkpoint):
+        def callback(event):
+            if event["event"] == "step" and event["iteration"] == 4:
+                checkpoints.save_run(checkpoint, event["state"].state_dict())
+            if event["event"] == "step" and event["iteration"] == 5:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            train.meta_train(config, dataset=dataset, callback=callback)
+    return kill
